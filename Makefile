@@ -1,0 +1,42 @@
+# make demo : run the whole graph on the offline demo project (no LLM call, nothing compiles)
+# make test : lint, format check and the test suite
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# torch's CPU build first, so sentence-transformers does not pull a CUDA build.
+TORCH  ?= torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install install-dev install-local lint clean-demo
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install -q --disable-pip-version-check $(TORCH)
+	$(PIP) install -q --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+# llama-cpp-python compiles (about 5 minutes on 2 cores); only needed to regenerate demo results.
+install-local: $(VENV)/.installed
+	$(PIP) install -q --disable-pip-version-check -e '.[local]'
+
+demo: install
+	$(VENV)/bin/skill-slices run --project demo
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+clean-demo:
+	rm -rf demo/.skill-slices

@@ -1,0 +1,49 @@
+"""The project resource: where a project lives and the handles on its outside world."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from resources.embedder import Embedder
+from resources.vector_store import SkillVectorStore
+
+
+class ProjectResource(ConfigurableResource):
+    """A skill-slices project folder (registry + `.skill-slices/` state)."""
+
+    project_dir: str
+
+    @cached_property
+    def project(self):
+        from skill_assets.registry import load_project
+
+        return load_project(self.project_dir)
+
+    def reload(self):
+        from skill_assets.registry import load_project
+
+        return load_project(self.project_dir)
+
+    def embedder(self) -> Embedder:
+        e = self.project.registry.embedder
+        return Embedder(e.provider, e.model)
+
+    def vector_store(self) -> SkillVectorStore:
+        return SkillVectorStore(self.project.lancedb_dir)
+
+    def call_cache(self):
+        from resources.call_cache import CallCache
+
+        path: Path = self.project.call_cache_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return CallCache(path)
+
+    def llm_client(self, entry):
+        """An LLM client for a registry entry (annotator or model); keys come from env vars."""
+        from resources.llm import LLMClient, LLMSettings
+
+        settings = LLMSettings(**entry.llm_entry().model_dump(exclude_none=True))
+        return LLMClient(settings, self.call_cache())

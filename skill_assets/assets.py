@@ -1,0 +1,402 @@
+"""The asset graph. Assets stay thin: they load, call the pure stage functions, report."""
+
+
+import json
+import time
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetOut,
+    AutomationCondition,
+    DataVersion,
+    MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    Output,
+    asset,
+    multi_asset,
+)
+
+from resources.project import ProjectResource
+from skill_assets import plan
+from skill_assets.instances import load_instances
+from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
+from skill_assets.results import load_generic_results
+from skill_assets.schemas import RESULTS, conform
+
+EAGER = AutomationCondition.eager()
+
+
+def _preview(df: pl.DataFrame, n: int = 10) -> MetadataValue:
+    """A Markdown table of the first rows, with long cells shortened."""
+    if df.height == 0:
+        return MetadataValue.md("*(empty)*")
+    small = df.head(n).with_columns(
+        [
+            pl.col(c).cast(pl.String).str.slice(0, 80)
+            for c, t in df.schema.items()
+            if t == pl.String
+        ]
+    )
+    cols = [c for c, t in small.schema.items() if not isinstance(t, pl.List)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in small.select(cols).iter_rows():
+        lines.append(
+            "| " + " | ".join("" if v is None else str(v).replace("|", "/") for v in row) + " |"
+        )
+    return MetadataValue.md("\n".join(lines))
+
+
+def _fp(project, asset_name: str, partition: str | None) -> str:
+    return plan.fingerprints(project)[(asset_name, partition)]
+
+
+def _out(df: pl.DataFrame, fingerprint: str, output_name: str | None = None, **metadata) -> Output:
+    meta = {"rows": df.height, "fingerprint": fingerprint, "preview": _preview(df), **metadata}
+    kwargs = {"output_name": output_name} if output_name else {}
+    return Output(df, data_version=DataVersion(fingerprint), metadata=meta, **kwargs)
+
+
+def _concat(parts: dict[str, pl.DataFrame], schema: dict | None = None) -> pl.DataFrame:
+    frames = [p for _, p in sorted(parts.items()) if p is not None and p.height]
+    if not frames:
+        return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def _llm_meta(stats: dict) -> dict:
+    return {
+        "llm_calls_made": stats.get("made", 0),
+        "llm_calls_cached": stats.get("cached", 0),
+        "llm_calls_failed": stats.get("failed", 0),
+        "llm_calls_by_purpose": MetadataValue.json(stats.get("by_purpose", {})),
+        "llm_cost_usd": float(stats.get("cost_usd", 0.0)),
+        "llm_input_tokens": stats.get("input_tokens", 0),
+        "llm_output_tokens": stats.get("output_tokens", 0),
+    }
+
+
+@asset(
+    partitions_def=benchmark_partitions,
+    group_name="inputs",
+    code_version=plan.CODE_VERSIONS["benchmark_instances"],
+)
+def benchmark_instances(context: AssetExecutionContext, project: ProjectResource):
+    """Validated instances of one benchmark (instance_id, question, options, answer, metadata)."""
+    proj = project.project
+    name = context.partition_key
+    entry = proj.benchmark(name)
+    df = load_instances(proj.benchmark_path(name), name, entry.format)
+    mc = df.filter(pl.col("options").is_not_null()).height
+    return _out(
+        df,
+        _fp(proj, "benchmark_instances", name),
+        instances=df.height,
+        multiple_choice=mc,
+        source=str(proj.benchmark_path(name)),
+    )
+
+
+@asset(
+    partitions_def=benchmark_model_partitions,
+    group_name="inputs",
+    ins={
+        "benchmark_instances": AssetIn(
+            partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name="benchmark")
+        )
+    },
+    code_version=plan.CODE_VERSIONS["model_results"],
+)
+def model_results(
+    context: AssetExecutionContext, project: ProjectResource, benchmark_instances: pl.DataFrame
+):
+    """Per-instance results of one model on one benchmark: imported from a file or run live."""
+    proj = project.project
+    keys = context.partition_key.keys_by_dimension
+    bench, model = keys["benchmark"], keys["model"]
+    entry = proj.model(model)
+    stats: dict = {}
+    failures = 0
+    path = proj.results_path(model)
+    if path is None:
+        from skill_assets.live import run_live_evaluation
+
+        df, fail_df, stats = run_live_evaluation(
+            benchmark_instances, entry, project.llm_client(entry), log=context.log.info
+        )
+        failures = fail_df.height
+    else:
+        df = load_generic_results(path, model, benchmark_instances, entry.format)
+    df = conform(df, RESULTS)
+    acc = float(df["correct"].mean()) if df.height else None
+    return _out(
+        df,
+        _fp(proj, "model_results", context.partition_key),
+        accuracy=acc,
+        coverage=df.height / max(benchmark_instances.height, 1),
+        failures=failures,
+        **_llm_meta(stats),
+    )
+
+
+@multi_asset(
+    partitions_def=benchmark_partitions,
+    group_name="skills",
+    outs={
+        "rationales": AssetOut(code_version=plan.CODE_VERSIONS["rationales"]),
+        "skill_mentions": AssetOut(code_version=plan.CODE_VERSIONS["skill_mentions"]),
+    },
+)
+def annotate(context: AssetExecutionContext, project: ProjectResource, benchmark_instances: pl.DataFrame):
+    """One rationale per instance (taxonomy or LLM annotator) and its skill mentions."""
+    from skill_assets.annotate import annotate_instances
+
+    proj = project.project
+    name = context.partition_key
+    t0 = time.perf_counter()
+    rationales, mentions, stats = annotate_instances(
+        benchmark_instances, proj, project, log=context.log.info
+    )
+    elapsed = time.perf_counter() - t0
+    errors = rationales.filter(pl.col("error").is_not_null()).height
+    parse_rate = 1 - errors / max(rationales.height, 1)
+    common = {"seconds": round(elapsed, 2), **_llm_meta(stats)}
+    yield _out(
+        rationales,
+        _fp(proj, "rationales", name),
+        output_name="rationales",
+        parse_rate=parse_rate,
+        failures=errors,
+        annotator=rationales["annotator_model"][0] if rationales.height else "",
+        **common,
+    )
+    top = (
+        mentions.filter(pl.col("level") == 0)
+        .group_by("skill_name")
+        .agg(pl.col("uid").n_unique().alias("instances"))
+        .sort("instances", descending=True)
+    )
+    yield _out(
+        mentions,
+        _fp(proj, "skill_mentions", name),
+        output_name="skill_mentions",
+        distinct_skill_names=mentions["skill_name"].n_unique(),
+        top_level_skills=_preview(top, 20),
+    )
+
+
+@asset(
+    group_name="skills",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["skill_embeddings"],
+)
+def skill_embeddings(
+    context: AssetExecutionContext, project: ProjectResource, skill_mentions: dict[str, pl.DataFrame]
+):
+    """Distinct skill names with counts; their vectors live in LanceDB (only new names embedded)."""
+    from skill_assets.slices import distinct_names
+
+    proj = project.project
+    mentions = _concat(skill_mentions)
+    names = distinct_names(mentions)
+    store = project.vector_store()
+    embedder = project.embedder()
+    _, new = store.vectors_for(names["skill_name"].unique().sort().to_list(), embedder)
+    context.log.info(f"{names.height} distinct skill names, {new} newly embedded")
+    return _out(
+        names,
+        _fp(proj, "skill_embeddings", None),
+        distinct_names=names.height,
+        newly_embedded=new,
+        embedder=embedder.name,
+        lancedb=str(proj.lancedb_dir),
+    )
+
+
+@asset(group_name="skills", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["skill_slices"])
+def skill_slices(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_mentions: dict[str, pl.DataFrame],
+    skill_embeddings: pl.DataFrame,
+):
+    """Skill slices: clustered skill names per level, with member instances and parent links."""
+    from skill_assets.slices import build_slices, default_threshold
+
+    proj = project.project
+    mentions = _concat(skill_mentions)
+    embedder = project.embedder()
+    names = skill_embeddings["skill_name"].unique().sort().to_list()
+    vecs, _ = project.vector_store().vectors_for(names, embedder)
+    threshold = proj.registry.slices.threshold or default_threshold(embedder.name)
+    slices, _mapping = build_slices(mentions, dict(zip(names, vecs, strict=True)), threshold)
+    big = slices.filter(pl.col("n") >= proj.registry.slices.min_slice_size)
+    return _out(
+        slices,
+        _fp(proj, "skill_slices", None),
+        slices=slices.height,
+        slices_at_min_size=big.height,
+        levels=MetadataValue.json(
+            {str(k): v for k, v in slices.group_by("level").len().sort("level").iter_rows()}
+        ),
+        threshold=threshold,
+    )
+
+
+@asset(group_name="insights", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["slice_accuracy"])
+def slice_accuracy(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    model_results: dict[str, pl.DataFrame],
+):
+    """Accuracy of every model on every slice, with Wilson 95% intervals."""
+    from skill_assets.accuracy import overall_accuracy
+    from skill_assets.accuracy import slice_accuracy as compute
+
+    proj = project.project
+    results = _concat(model_results, RESULTS)
+    df = compute(results, skill_slices, min_slice_size=proj.registry.slices.min_slice_size)
+    overall = overall_accuracy(results)
+    return _out(
+        df,
+        _fp(proj, "slice_accuracy", None),
+        overall_accuracy=_preview(overall),
+        models=results["model"].n_unique() if results.height else 0,
+    )
+
+
+@asset(group_name="insights", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["skill_insights"])
+def skill_insights(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    slice_accuracy: pl.DataFrame,
+    model_results: dict[str, pl.DataFrame],
+):
+    """Tested findings: per-model strengths/weaknesses and pairwise differences with q-values."""
+    from skill_assets.insights import headline
+    from skill_assets.insights import skill_insights as compute
+
+    proj = project.project
+    results = _concat(model_results, RESULTS)
+    reg = proj.registry
+    df = compute(
+        results, skill_slices, min_slice_size=reg.slices.min_slice_size, q_level=reg.insights.q_level
+    )
+    significant = df.filter(pl.col("significant")).height if df.height else 0
+    return _out(
+        df,
+        _fp(proj, "skill_insights", None),
+        findings=df.height,
+        significant=significant,
+        headline=MetadataValue.md("```\n" + headline(df) + "\n```"),
+    )
+
+
+@asset(group_name="routing", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["routing_policy"])
+def routing_policy(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    model_results: dict[str, pl.DataFrame],
+):
+    """Per-skill model scores and the decision rule; also saved as JSON for use outside Dagster."""
+    from skill_assets.routing import fit_policy, save_policy
+
+    proj = project.project
+    r = proj.registry.routing
+    results = _concat(model_results, RESULTS)
+    policy = fit_policy(results, skill_slices, levels=r.levels, weighting=r.weighting, shrink=r.shrink)
+    path = proj.state_dir / "routing_policy.json"
+    save_policy(policy, path)
+    rows = [
+        {"skill_id": sid, "name": s["name"], "level": s["level"], "n": s["n"], "model": m, "accuracy": v["accuracy"]}
+        for sid, s in policy["skills"].items()
+        for m, v in s["models"].items()
+    ]
+    df = pl.DataFrame(
+        rows,
+        schema={"skill_id": pl.String, "name": pl.String, "level": pl.Int64, "n": pl.Int64, "model": pl.String, "accuracy": pl.Float64},
+    )
+    return _out(
+        df,
+        _fp(proj, "routing_policy", None),
+        policy_file=MetadataValue.path(str(path)),
+        default_model=str(policy.get("default_model")),
+        skills=len(policy["skills"]),
+    )
+
+
+@asset(group_name="routing", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["routing_evaluation"])
+def routing_evaluation(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    routing_policy: pl.DataFrame,
+    model_results: dict[str, pl.DataFrame],
+    benchmark_instances: dict[str, pl.DataFrame],
+):
+    """Held-out accuracy of the skill policy against every baseline router."""
+    from skill_assets.routing import evaluate_routing
+
+    proj = project.project
+    r = proj.registry.routing
+    results = _concat(model_results, RESULTS)
+    instances = _concat(benchmark_instances)
+    vectors, order = _question_vectors(project, instances)
+    df = evaluate_routing(
+        results,
+        skill_slices,
+        instances,
+        metadata_column=r.metadata_column,
+        folds=r.folds,
+        weighting=r.weighting,
+        shrink=r.shrink,
+        question_vectors=vectors,
+        uid_order=order,
+        knn_k=r.knn_k,
+    )
+    return _out(df, _fp(proj, "routing_evaluation", None), table=_preview(df, 30))
+
+
+def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
+    """Question embeddings for the kNN baseline, cached as Parquet beside the assets."""
+    import numpy as np
+
+    proj = project.project
+    embedder = project.embedder()
+    cache = proj.state_dir / "question_vectors.parquet"
+    texts = instances.select("uid", pl.col("question").str.slice(0, 1000).alias("text"))
+    known = pl.DataFrame(schema={"uid": pl.String, "text": pl.String, "embedder": pl.String, "vector": pl.List(pl.Float32)})
+    if cache.exists():
+        known = pl.read_parquet(cache).filter(pl.col("embedder") == embedder.name)
+    joined = texts.join(known.select("uid", "text", "vector"), on=["uid", "text"], how="left")
+    missing = joined.filter(pl.col("vector").is_null())
+    if missing.height:
+        vecs = embedder.encode(missing["text"].to_list())
+        new = missing.select("uid", "text").with_columns(
+            pl.lit(embedder.name).alias("embedder"),
+            pl.Series("vector", [v.tolist() for v in vecs], dtype=pl.List(pl.Float32)),
+        )
+        known = pl.concat([known.select(new.columns), new]).unique(["uid", "text", "embedder"], keep="last")
+        tmp = cache.with_suffix(".tmp")
+        known.write_parquet(tmp)
+        tmp.replace(cache)
+        joined = texts.join(known.select("uid", "text", "vector"), on=["uid", "text"], how="left")
+    mat = np.asarray(joined["vector"].to_list(), dtype=np.float32)
+    return mat, joined["uid"].to_list()
+
+
+ALL_ASSETS = [
+    benchmark_instances,
+    model_results,
+    annotate,
+    skill_embeddings,
+    skill_slices,
+    slice_accuracy,
+    skill_insights,
+    routing_policy,
+    routing_evaluation,
+]

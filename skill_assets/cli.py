@@ -1,0 +1,251 @@
+"""The `skill-slices` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from skill_assets.registry import RegistryError
+
+DEFAULT_PROJECT = os.environ.get("SKILL_SLICES_PROJECT", "demo")
+project_option = click.option(
+    "--project",
+    "project_dir",
+    default=DEFAULT_PROJECT,
+    show_default=True,
+    type=click.Path(file_okay=True, dir_okay=True),
+    help="Project folder holding skill-slices.yaml.",
+)
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turns input errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RegistryError as e:
+            _fail(str(e))
+
+
+@click.group(cls=_Group)
+def main() -> None:
+    """Skill-level insights and skill-based routing for foundation models."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@main.command()
+@project_option
+@click.option("--quiet", is_flag=True, help="Only print the JSON summary.")
+def run(project_dir: str, quiet: bool) -> None:
+    """Register partitions from the registry and materialize everything stale."""
+    from skill_assets.registry import load_project
+    from skill_assets.runner import read_asset, run_project
+
+    summary = run_project(project_dir, progress=not quiet and sys.stderr.isatty())
+    if not quiet:
+        project = load_project(project_dir)
+        _print_headline(project, read_asset)
+    click.echo(json.dumps(summary))
+
+
+def _print_headline(project, read_asset) -> None:
+    from skill_assets.insights import headline
+
+    ins = read_asset(project, "skill_insights")
+    ev = read_asset(project, "routing_evaluation")
+    if ins is not None:
+        click.echo("== headline insights ==")
+        click.echo(headline(ins))
+    click.echo("")
+    if ev is not None and ev.height:
+        click.echo("== routing (held-out accuracy) ==")
+        click.echo(_format_routing(ev))
+
+
+def _format_routing(ev) -> str:
+    rows = ev.sort(["scheme", "accuracy"], descending=[False, True])
+    lines = [f"{'router':<22} {'scheme':<7} {'accuracy':>8}  {'95% CI':<17} {'n':>6}"]
+    for r in rows.iter_rows(named=True):
+        ci = (
+            f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            if r.get("ci_low") is not None and r.get("ci_high") is not None
+            else ""
+        )
+        lines.append(
+            f"{r['router']:<22} {r['scheme']:<7} {r['accuracy']:>8.3f}  {ci:<17} {r['n']:>6}"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
+@project_option
+@click.option("--model", "model_name", required=True, help="A model entry of the registry.")
+def evaluate(project_dir: str, model_name: str) -> None:
+    """Run a live model on every benchmark and write its results file."""
+    import polars as pl
+    from tqdm import tqdm
+
+    from resources.project import ProjectResource
+    from skill_assets.live import run_live_evaluation
+    from skill_assets.registry import load_project
+    from skill_assets.runner import preflight
+
+    project = load_project(project_dir)
+    entry = project.model(model_name)
+    if entry.provider is None:
+        raise RegistryError(
+            f"{project.registry_path}: model {model_name!r} has no 'provider'; nothing to run"
+        )
+    instances = preflight(project)
+    resource = ProjectResource(project_dir=str(project.root))
+    client = resource.llm_client(entry)
+    frames, failed = [], 0
+    for name, df in instances.items():
+        with tqdm(total=df.height, desc=f"{model_name} on {name}", unit="q") as bar:
+            last = [0]
+
+            def progress(done, total=None, bar=bar, last=last):
+                bar.update(done - last[0])
+                last[0] = done
+
+            res, fails, _ = run_live_evaluation(
+                df, entry, client, log=lambda m: None, progress=progress
+            )
+        frames.append(res)
+        failed += fails.height
+    out = pl.concat(frames, how="vertical_relaxed")
+    target = project.results_target(model_name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    cols = ["benchmark", "instance_id", "model", "response", "parsed_answer", "correct"]
+    out.select(cols).write_ndjson(tmp)
+    tmp.replace(target)
+    stats = client.stats
+    click.echo(
+        json.dumps(
+            {
+                "model": model_name,
+                "results": str(target),
+                "instances": out.height,
+                "failed": failed,
+                "accuracy": round(float(out["correct"].mean()), 4) if out.height else None,
+                "llm_calls": {"made": stats.get("made", 0), "cached": stats.get("cached", 0)},
+            }
+        )
+    )
+
+
+@main.command()
+@project_option
+@click.option("--model", "model_name", default=None, help="Only findings about this model.")
+@click.option("--level", type=int, default=None, help="Only slices at this level (0 = general).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
+@click.option("--all", "show_all", is_flag=True, help="Include findings that are not significant.")
+@click.option("--top", type=int, default=20, show_default=True)
+def insights(project_dir, model_name, level, as_json, show_all, top) -> None:
+    """Print ranked, tested findings with n, CI and q."""
+    import polars as pl
+
+    from skill_assets.registry import load_project
+    from skill_assets.runner import read_asset
+
+    project = load_project(project_dir)
+    df = read_asset(project, "skill_insights")
+    if df is None:
+        _fail(f"{project.root}: no insights yet; run `skill-slices run --project {project_dir}`")
+    if model_name:
+        df = df.filter(pl.col("model") == model_name)
+    if level is not None:
+        df = df.filter(pl.col("level") == level)
+    if not show_all and "significant" in df.columns:
+        df = df.filter(pl.col("significant"))
+    df = df.sort(["q", "effect"], descending=[False, True]).head(top) if df.height else df
+    if as_json:
+        click.echo(json.dumps(df.to_dicts(), default=str))
+        return
+    if df.height == 0:
+        click.echo("no findings (try --all)")
+        return
+    click.echo(
+        f"{'kind':<9} {'model':<24} {'vs':<24} {'skill':<40} {'lvl':>3} {'effect':>7} {'n':>5} "
+        f"{'acc [95% CI]':<22} {'q':>8}"
+    )
+    for r in df.iter_rows(named=True):
+        ci = f"{r['accuracy']:.2f} [{r['ci_low']:.2f},{r['ci_high']:.2f}]"
+        click.echo(
+            f"{r['kind']:<9} {str(r['model'])[:24]:<24} {str(r.get('other_model') or 'others')[:24]:<24} "
+            f"{str(r['name'])[:40]:<40} {r['level']:>3} {r['effect']:>+7.3f} {r['n']:>5} "
+            f"{ci:<22} {r['q']:>8.2g}"
+        )
+
+
+@main.command()
+@project_option
+def report(project_dir: str) -> None:
+    """Write one self-contained HTML report under the project and print its path."""
+    from skill_assets.registry import load_project
+    from skill_assets.report import write_report
+
+    project = load_project(project_dir)
+    click.echo(str(write_report(project)))
+
+
+@main.command()
+@click.argument("question")
+@project_option
+@click.option("--json", "as_json", is_flag=True)
+def route(question: str, project_dir: str, as_json: bool) -> None:
+    """Annotate QUESTION and print the model the routing policy chooses, and why."""
+    from skill_assets.registry import load_project
+    from skill_assets.route_cli import route_question
+
+    project = load_project(project_dir)
+    decision = route_question(project, question)
+    if as_json:
+        click.echo(json.dumps(decision, default=str))
+        return
+    click.echo(f"chosen model: {decision['model']}")
+    for s in decision.get("skills", []):
+        accs = ", ".join(f"{m}={a:.2f}" for m, a in s.get("accuracy", {}).items())
+        click.echo(f"  skill: {s['name']} (level {s['level']}, n={s['n']}): {accs}")
+    scores = ", ".join(f"{m}={v:.3f}" for m, v in decision.get("scores", {}).items())
+    click.echo(f"scores: {scores}")
+
+
+@main.command()
+@project_option
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(project_dir: str, port: int, host: str) -> None:
+    """Start the Dagster UI on the project (bound to 127.0.0.1 unless --host says otherwise)."""
+    import signal
+
+    from skill_assets.registry import load_project
+    from skill_assets.runner import prepare_dagster_home
+
+    project = load_project(project_dir)
+    prepare_dagster_home(project)
+    os.environ["SKILL_SLICES_PROJECT"] = str(project.root)
+    defs_file = Path(__file__).resolve().parent.parent / "definitions.py"
+    # `dagster dev` ignores SIGINT when started in the background unless it is reset.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    exe = Path(sys.executable).parent / "dagster"
+    os.execv(
+        str(exe),
+        [str(exe), "dev", "-f", str(defs_file), "--host", host, "--port", str(port)],
+    )
+
+
+if __name__ == "__main__":
+    main()

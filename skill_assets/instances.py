@@ -1,0 +1,73 @@
+"""Benchmark instances: load, validate, normalise to the INSTANCES schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from skill_assets.io import detect_format, read_rows, row_label
+from skill_assets.registry import RegistryError
+from skill_assets.schemas import INSTANCES, conform
+
+CORE = ("instance_id", "question", "answer", "options", "image")
+
+
+def _options(value, where: str) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise RegistryError(f"{where}: 'options' must be a list (or a JSON list)") from None
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise RegistryError(f"{where}: 'options' must be a list of strings")
+    return [str(v) for v in value]
+
+
+def load_instances(path: Path, benchmark: str, fmt: str | None = None) -> pl.DataFrame:
+    """Read an instances file into the INSTANCES schema.
+
+    Required: `instance_id`, `question`, `answer`; optional `options` (list) and
+    `image` (path relative to the file); every other column is kept in `metadata`.
+    """
+    fmt = detect_format(path, fmt)
+    rows = read_rows(path, fmt)
+    seen: dict[str, int] = {}
+    out = []
+    for i, row in enumerate(rows):
+        where = row_label(path, fmt, i)
+        for key in ("instance_id", "question", "answer"):
+            if row.get(key) is None or str(row.get(key)).strip() == "":
+                raise RegistryError(f"{where}: missing '{key}'")
+        iid = str(row["instance_id"])
+        if iid in seen:
+            raise RegistryError(
+                f"{where}: duplicate instance_id {iid!r} (first at {row_label(path, fmt, seen[iid])})"
+            )
+        seen[iid] = i
+        image = row.get("image")
+        if image:
+            image = str((path.parent / str(image)).resolve())
+        meta = {k: v for k, v in row.items() if k not in CORE}
+        out.append(
+            {
+                "uid": f"{benchmark}/{iid}",
+                "benchmark": benchmark,
+                "instance_id": iid,
+                "question": str(row["question"]),
+                "options": _options(row.get("options"), where),
+                "answer": str(row["answer"]),
+                "image": image or None,
+                "metadata": json.dumps(meta, sort_keys=True, default=str),
+            }
+        )
+    return conform(pl.DataFrame(out, schema=INSTANCES), INSTANCES)
+
+
+def metadata_column(instances: pl.DataFrame, column: str) -> pl.Series:
+    """One metadata field as a string column (null where absent)."""
+    values = [json.loads(m).get(column) for m in instances["metadata"].to_list()]
+    return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)

@@ -1,0 +1,113 @@
+"""What is stale: a fingerprint per (asset, partition) computed from inputs alone.
+
+A fingerprint hashes the asset's code version, its registry settings, the bytes
+of the files it reads and the fingerprints of its upstream assets. An asset
+partition is stale when its last materialization recorded a different
+fingerprint. Because annotation depends only on instances and the annotator,
+adding a model never changes the fingerprint of rationales or slices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skill_assets.partitions import multi_key
+from skill_assets.registry import Project, file_hash, stable_hash
+
+# Bump when an asset's logic changes in a way that changes its output.
+CODE_VERSIONS = {
+    "benchmark_instances": "1",
+    "model_results": "1",
+    "rationales": "1",
+    "skill_mentions": "1",
+    "skill_embeddings": "1",
+    "skill_slices": "1",
+    "slice_accuracy": "1",
+    "skill_insights": "1",
+    "routing_policy": "1",
+    "routing_evaluation": "1",
+}
+
+PARTITIONED_BY_BENCHMARK = ("benchmark_instances", "rationales", "skill_mentions")
+AGGREGATES = (
+    "skill_embeddings",
+    "skill_slices",
+    "slice_accuracy",
+    "skill_insights",
+    "routing_policy",
+    "routing_evaluation",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    asset: str
+    partition: str | None
+    fingerprint: str
+
+
+def _annotator_settings(project: Project) -> dict:
+    a = project.registry.annotator.model_dump(
+        exclude={"max_concurrency", "timeout_s", "max_retries", "api_key_env"}
+    )
+    if a["provider"] == "taxonomy":
+        from skill_assets.taxonomy import taxonomy_version
+
+        a["taxonomy_version"] = taxonomy_version()
+    return a
+
+
+def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
+    """Fingerprint of every (asset, partition) the registry defines."""
+    reg = project.registry
+    fp: dict[tuple[str, str | None], str] = {}
+    ann = _annotator_settings(project)
+    for b in reg.benchmarks:
+        inst = stable_hash(
+            CODE_VERSIONS["benchmark_instances"],
+            b.model_dump(),
+            file_hash(project.benchmark_path(b.name)),
+        )
+        fp[("benchmark_instances", b.name)] = inst
+        fp[("rationales", b.name)] = stable_hash(CODE_VERSIONS["rationales"], inst, ann)
+        fp[("skill_mentions", b.name)] = stable_hash(
+            CODE_VERSIONS["skill_mentions"], fp[("rationales", b.name)]
+        )
+        for m in reg.models:
+            path = project.results_path(m.name)
+            src = file_hash(path) if path is not None else "live"
+            settings = m.model_dump(exclude={"max_concurrency", "timeout_s", "max_retries"})
+            fp[("model_results", multi_key(b.name, m.name))] = stable_hash(
+                CODE_VERSIONS["model_results"], inst, settings, src
+            )
+    bench = [b.name for b in reg.benchmarks]
+    mentions = [fp[("skill_mentions", b)] for b in bench]
+    results = sorted(v for (a, _), v in fp.items() if a == "model_results")
+    instances = [fp[("benchmark_instances", b)] for b in bench]
+    emb = stable_hash(CODE_VERSIONS["skill_embeddings"], mentions, reg.embedder.model_dump())
+    fp[("skill_embeddings", None)] = emb
+    slices = stable_hash(CODE_VERSIONS["skill_slices"], emb, reg.slices.model_dump())
+    fp[("skill_slices", None)] = slices
+    acc = stable_hash(CODE_VERSIONS["slice_accuracy"], slices, results, reg.slices.model_dump())
+    fp[("slice_accuracy", None)] = acc
+    fp[("skill_insights", None)] = stable_hash(
+        CODE_VERSIONS["skill_insights"], acc, results, reg.insights.model_dump(), reg.compare
+    )
+    policy = stable_hash(CODE_VERSIONS["routing_policy"], slices, results, reg.routing.model_dump())
+    fp[("routing_policy", None)] = policy
+    fp[("routing_evaluation", None)] = stable_hash(
+        CODE_VERSIONS["routing_evaluation"], policy, instances, reg.routing.model_dump()
+    )
+    return fp
+
+
+def stale_steps(project: Project, recorded: dict[tuple[str, str | None], str | None]) -> list[Step]:
+    """Steps whose recorded fingerprint differs from the current one, in graph order."""
+    order = {a: i for i, a in enumerate(PARTITIONED_BY_BENCHMARK + ("model_results",) + AGGREGATES)}
+    fps = fingerprints(project)
+    steps = [
+        Step(asset, part, f)
+        for (asset, part), f in fps.items()
+        if recorded.get((asset, part)) != f
+    ]
+    return sorted(steps, key=lambda s: (order[s.asset], s.partition or ""))

@@ -1,0 +1,350 @@
+"""The project registry: one YAML file naming annotator, embedder, benchmarks and models.
+
+Paths in the registry are relative to the registry file and may not escape the
+project folder. Validation errors name the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+REGISTRY_FILE = "skill-slices.yaml"
+STATE_DIR = ".skill-slices"
+
+Provider = Literal["openai", "anthropic", "openai-compatible", "local"]
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+class RegistryError(ValueError):
+    """A registry or data file is invalid; the message names file, key/line and problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMEntry(_Strict):
+    """How to reach an LLM: provider, model and limits. The key never lives here."""
+
+    provider: Provider
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    temperature: float = 0.0
+    max_tokens: int = Field(default=1024, ge=1)
+    price_input_per_mtok: float = Field(default=0.0, ge=0)
+    price_output_per_mtok: float = Field(default=0.0, ge=0)
+    structured_mode: Literal["tools", "json", "text"] = "tools"
+    chat_format: str | None = None
+    model_path: str | None = None
+
+    @model_validator(mode="after")
+    def _default_key_env(self):
+        if self.api_key_env is None:
+            self.api_key_env = DEFAULT_KEY_ENV.get(self.provider)
+        if self.provider == "openai-compatible" and not self.base_url:
+            raise ValueError("provider 'openai-compatible' needs a base_url")
+        return self
+
+
+class AnnotatorEntry(_Strict):
+    """`taxonomy` is the offline default; any LLM provider runs the paper's rationale prompt."""
+
+    provider: Literal["taxonomy", "openai", "anthropic", "openai-compatible", "local"] = "taxonomy"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    max_tokens: int = Field(default=1500, ge=1)
+    structured_mode: Literal["tools", "json", "text"] = "tools"
+    prompt_template: str | None = None
+    max_paths: int = Field(default=3, ge=1, le=10)
+    price_input_per_mtok: float = Field(default=0.0, ge=0)
+    price_output_per_mtok: float = Field(default=0.0, ge=0)
+    chat_format: str | None = None
+    model_path: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.provider != "taxonomy" and not self.model:
+            raise ValueError(f"provider {self.provider!r} needs a model")
+        if self.provider == "openai-compatible" and not self.base_url:
+            raise ValueError("provider 'openai-compatible' needs a base_url")
+        if self.api_key_env is None:
+            self.api_key_env = DEFAULT_KEY_ENV.get(self.provider)
+        return self
+
+    def llm_entry(self) -> LLMEntry:
+        data = self.model_dump(exclude={"prompt_template", "max_paths"})
+        return LLMEntry(**data)
+
+
+class EmbedderEntry(_Strict):
+    provider: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    model: str = "all-MiniLM-L6-v2"
+
+
+class BenchmarkEntry(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+    format: Literal["jsonl", "csv", "parquet"] | None = None
+    skills_column: str | None = None
+
+
+class ModelEntry(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:+-]+$")
+    results: str | None = None
+    format: Literal["generic", "jsonl", "csv", "parquet"] | None = None
+    provider: Provider | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    prompt_style: Literal["zero_shot", "cot", "few_shot"] = "zero_shot"
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = 0.0
+    price_input_per_mtok: float = Field(default=0.0, ge=0)
+    price_output_per_mtok: float = Field(default=0.0, ge=0)
+    chat_format: str | None = None
+    model_path: str | None = None
+    cost_per_call: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.results is None and self.provider is None:
+            raise ValueError("give 'results' (a file) or 'provider' + 'model' (run live), or both")
+        if self.provider is not None and not self.model:
+            raise ValueError("a live model needs 'model'")
+        if self.api_key_env is None and self.provider is not None:
+            self.api_key_env = DEFAULT_KEY_ENV.get(self.provider)
+        return self
+
+    @property
+    def live(self) -> bool:
+        """Run through its provider; with a `results` file too, `evaluate` writes that file."""
+        return self.provider is not None
+
+    def llm_entry(self) -> LLMEntry:
+        return LLMEntry(
+            **self.model_dump(
+                include={
+                    "provider",
+                    "model",
+                    "base_url",
+                    "api_key_env",
+                    "max_concurrency",
+                    "timeout_s",
+                    "max_retries",
+                    "max_tokens",
+                    "temperature",
+                    "price_input_per_mtok",
+                    "price_output_per_mtok",
+                    "chat_format",
+                    "model_path",
+                }
+            )
+        )
+
+
+class SlicesEntry(_Strict):
+    threshold: float | None = Field(default=None, gt=0, le=1)
+    min_slice_size: int = Field(default=30, ge=1)
+
+
+class RoutingEntry(_Strict):
+    metadata_column: str | None = None
+    weighting: Literal["inverse_size", "uniform", "sqrt_inverse"] = "inverse_size"
+    shrink: float = Field(default=10.0, ge=0)
+    folds: int = Field(default=5, ge=2)
+    knn_k: int = Field(default=10, ge=1)
+    levels: list[int] | None = None
+
+
+class InsightsEntry(_Strict):
+    q_level: float = Field(default=0.05, gt=0, lt=1)
+
+
+class Registry(_Strict):
+    annotator: AnnotatorEntry = AnnotatorEntry()
+    embedder: EmbedderEntry = EmbedderEntry()
+    benchmarks: list[BenchmarkEntry] = Field(min_length=1)
+    models: list[ModelEntry] = Field(default_factory=list)
+    slices: SlicesEntry = SlicesEntry()
+    routing: RoutingEntry = RoutingEntry()
+    insights: InsightsEntry = InsightsEntry()
+    compare: list[tuple[str, str]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        for kind, names in (
+            ("benchmarks", [b.name for b in self.benchmarks]),
+            ("models", [m.name for m in self.models]),
+        ):
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise ValueError(f"{kind}: duplicate name(s) {sorted(dup)}")
+        return self
+
+
+class Project:
+    """A loaded, validated project: its folder, registry and state paths."""
+
+    def __init__(self, root: Path, registry: Registry, registry_path: Path):
+        self.root = root
+        self.registry = registry
+        self.registry_path = registry_path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.state_dir / "assets"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster"
+
+    @property
+    def lancedb_dir(self) -> Path:
+        return self.state_dir / "lancedb"
+
+    @property
+    def call_cache_path(self) -> Path:
+        return self.state_dir / "llm_calls.sqlite"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    def resolve(self, rel: str, key: str) -> Path:
+        """Resolve a registry path; it must exist and stay inside the project folder."""
+        path = (self.root / rel).resolve()
+        root = self.root.resolve()
+        if root != path and root not in path.parents:
+            raise RegistryError(
+                f"{self.registry_path}: key '{key}': path {rel!r} escapes the project folder"
+            )
+        if not path.exists():
+            raise RegistryError(f"{self.registry_path}: key '{key}': path {rel!r} does not exist")
+        return path
+
+    def benchmark(self, name: str) -> BenchmarkEntry:
+        for b in self.registry.benchmarks:
+            if b.name == name:
+                return b
+        raise RegistryError(f"{self.registry_path}: no benchmark named {name!r}")
+
+    def model(self, name: str) -> ModelEntry:
+        for m in self.registry.models:
+            if m.name == name:
+                return m
+        raise RegistryError(f"{self.registry_path}: no model named {name!r}")
+
+    def benchmark_path(self, name: str) -> Path:
+        i = [b.name for b in self.registry.benchmarks].index(name)
+        return self.resolve(self.registry.benchmarks[i].path, f"benchmarks[{i}].path")
+
+    def results_path(self, name: str) -> Path | None:
+        i = [m.name for m in self.registry.models].index(name)
+        entry = self.registry.models[i]
+        if entry.results is None:
+            return None
+        if entry.provider is not None and not (self.root / entry.results).exists():
+            return None  # not evaluated yet: `run` evaluates it live
+        return self.resolve(entry.results, f"models[{i}].results")
+
+    def results_target(self, name: str) -> Path:
+        """Where `evaluate` writes a model's results (its `results` path, or a default)."""
+        entry = self.model(name)
+        rel = entry.results or f"results/{name}.jsonl"
+        path = (self.root / rel).resolve()
+        if self.root.resolve() not in path.parents:
+            raise RegistryError(f"{self.registry_path}: results path {rel!r} escapes the project folder")
+        return path
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def load_project(project_dir: str | Path) -> Project:
+    """Load and validate `<project_dir>/skill-slices.yaml` (or a registry file path)."""
+    p = Path(project_dir)
+    registry_path = p if p.is_file() else p / REGISTRY_FILE
+    if not registry_path.exists():
+        raise RegistryError(f"{registry_path}: registry file not found")
+    try:
+        raw = yaml.safe_load(registry_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise RegistryError(f"{registry_path}: not UTF-8 text ({e.reason})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        problem = getattr(e, "problem", None) or "syntax error"
+        raise RegistryError(f"{registry_path}: {where}: invalid YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{registry_path}: expected a mapping at the top level")
+    try:
+        registry = Registry.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise RegistryError(f"{registry_path}: key '{_loc(err['loc'])}': {msg}") from None
+    project = Project(registry_path.parent.resolve(), registry, registry_path)
+    for i, b in enumerate(registry.benchmarks):
+        project.resolve(b.path, f"benchmarks[{i}].path")
+    for i, m in enumerate(registry.models):
+        if m.results is not None and (m.provider is None or (project.root / m.results).exists()):
+            project.resolve(m.results, f"models[{i}].results")
+    for i, pair in enumerate(registry.compare):
+        for name in pair:
+            if name not in {m.name for m in registry.models}:
+                raise RegistryError(f"{registry_path}: key 'compare[{i}]': unknown model {name!r}")
+    if registry.routing.metadata_column is not None and not registry.routing.metadata_column:
+        raise RegistryError(f"{registry_path}: key 'routing.metadata_column': empty")
+    return project
+
+
+def stable_hash(*parts) -> str:
+    """A short, stable sha256 of JSON-serialisable parts."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes, or of every file under a folder."""
+    h = hashlib.sha256()
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    for f in files:
+        if f.is_file():
+            h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]

@@ -1,0 +1,208 @@
+"""Materialize what is stale in a project, outside the UI, with Dagster's own machinery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import polars as pl
+
+from skill_assets import plan
+from skill_assets.registry import Project, RegistryError, load_project
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def prepare_dagster_home(project: Project) -> Path:
+    """Point DAGSTER_HOME at the project's state folder, with our instance settings."""
+    home = project.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    src = REPO_ROOT / "dagster.yaml"
+    dst = home / "dagster.yaml"
+    if src.exists() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
+        shutil.copyfile(src, dst)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def preflight(project: Project) -> dict[str, pl.DataFrame]:
+    """Validate every input before anything is written; returns instances per benchmark."""
+    from skill_assets.instances import load_instances
+    from skill_assets.results import check_unknown
+
+    instances = {}
+    for b in project.registry.benchmarks:
+        instances[b.name] = load_instances(project.benchmark_path(b.name), b.name, b.format)
+    ids = {name: set(df["instance_id"].to_list()) for name, df in instances.items()}
+    for m in project.registry.models:
+        path = project.results_path(m.name)
+        if path is not None:
+            check_unknown(path, m.name, ids, m.format)
+    return instances
+
+
+def sync_partitions(instance, project: Project) -> None:
+    """Make the dynamic partitions exactly the registry's benchmarks and models."""
+    from skill_assets.partitions import benchmark_partitions, model_partitions
+
+    for pdef, wanted in (
+        (benchmark_partitions, [b.name for b in project.registry.benchmarks]),
+        (model_partitions, [m.name for m in project.registry.models]),
+    ):
+        have = set(instance.get_dynamic_partitions(pdef.name))
+        new = [w for w in wanted if w not in have]
+        if new:
+            instance.add_dynamic_partitions(pdef.name, new)
+        for gone in sorted(have - set(wanted)):
+            instance.delete_dynamic_partition(pdef.name, gone)
+
+
+def recorded_fingerprints(instance, keys) -> dict:
+    """Fingerprint recorded by the latest materialization of each (asset, partition)."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    out = {}
+    for asset_name, part in keys:
+        flt = AssetRecordsFilter(
+            asset_key=AssetKey(asset_name), asset_partitions=[part] if part else None
+        )
+        recs = instance.fetch_materializations(flt, limit=1, ascending=False).records
+        fp = None
+        if recs:
+            mat = recs[0].asset_materialization
+            entry = mat.metadata.get("fingerprint") if mat else None
+            fp = getattr(entry, "value", None)
+        out[(asset_name, part)] = fp
+    return out
+
+
+def _groups(steps: list[plan.Step]) -> list[tuple[str | None, list[str]]]:
+    """Runs to launch: per benchmark partition, per results partition, then aggregates."""
+    by_part: dict[str | None, list[str]] = defaultdict(list)
+    order: list[str | None] = []
+    for s in steps:
+        asset_names = ["rationales", "skill_mentions"] if s.asset in ("rationales", "skill_mentions") else [s.asset]
+        if s.partition not in by_part:
+            order.append(s.partition)
+        for a in asset_names:
+            if a not in by_part[s.partition]:
+                by_part[s.partition].append(a)
+    parts = [p for p in order if p is not None]
+    return [(p, by_part[p]) for p in parts] + ([(None, by_part[None])] if None in by_part else [])
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The user's exception inside Dagster's step-failure wrappers."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "user_exception", None) or exc.__cause__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def run_project(project_dir: str | Path, progress: bool = True, log=print) -> dict:
+    """Register partitions and materialize every stale asset; returns the run summary."""
+    from dagster import AssetKey, DagsterInstance, materialize
+
+    from definitions import build_definitions
+
+    project = load_project(project_dir)
+    preflight(project)
+    prepare_dagster_home(project)
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    defs = build_definitions(project.root)
+    instance = DagsterInstance.get()
+    try:
+        sync_partitions(instance, project)
+        fps = plan.fingerprints(project)
+        recorded = recorded_fingerprints(instance, fps.keys())
+        steps = plan.stale_steps(project, recorded)
+        groups = _groups(steps)
+        assets = list(defs.assets) + list(defs.asset_checks or [])
+        resources = defs.resources
+        materialized: list[str] = []
+        calls = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
+        cost = 0.0
+        bar = None
+        if progress and groups:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(groups), desc="materializing", unit="run", leave=False)
+        for part, names in groups:
+            label = f"{part}: " if part else ""
+            if bar:
+                bar.set_postfix_str((label + ",".join(names))[:60])
+            try:
+                result = materialize(
+                    assets,
+                    instance=instance,
+                    resources=resources,
+                    partition_key=part,
+                    selection=[AssetKey(n) for n in names],
+                    run_config=QUIET,
+                    tags={"skill_slices/source": "cli"},
+                )
+            except Exception as e:  # surface the user's error, not Dagster's wrapper
+                inner = _unwrap(e)
+                if isinstance(inner, RegistryError):
+                    raise inner from None
+                raise
+            for ev in result.get_asset_materialization_events():
+                mat = ev.step_materialization_data.materialization
+                key = mat.asset_key.to_user_string()
+                if key not in materialized:
+                    materialized.append(key)
+                md = mat.metadata
+                calls["made"] += int(getattr(md.get("llm_calls_made"), "value", 0) or 0)
+                calls["cached"] += int(getattr(md.get("llm_calls_cached"), "value", 0) or 0)
+                calls["failed"] += int(getattr(md.get("llm_calls_failed"), "value", 0) or 0)
+                cost += float(getattr(md.get("llm_cost_usd"), "value", 0.0) or 0.0)
+                by_p = getattr(md.get("llm_calls_by_purpose"), "value", None) or {}
+                for purpose, c in by_p.items():
+                    slot = calls["by_purpose"].setdefault(purpose, {"made": 0, "cached": 0})
+                    slot["made"] += int(c.get("made", 0))
+                    slot["cached"] += int(c.get("cached", 0))
+            if bar:
+                bar.update(1)
+        if bar:
+            bar.close()
+        calls["cost_usd"] = round(cost, 6)
+        routing = routing_summary(project)
+        return {"materialized": materialized, "llm_calls": calls, "routing": routing}
+    finally:
+        instance.dispose()
+
+
+def read_asset(project: Project, name: str) -> pl.DataFrame | None:
+    """Read an unpartitioned asset's Parquet file, or None if never materialized."""
+    path = project.assets_dir / f"{name}.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def routing_summary(project: Project) -> dict:
+    """Leave-one-out accuracies of the policy and the headline baselines."""
+    ev = read_asset(project, "routing_evaluation")
+    if ev is None or ev.height == 0:
+        return {"policy": None, "best_single": None, "metadata_router": None, "oracle": None, "n": 0}
+    loo = ev.filter(pl.col("scheme") == "loo")
+    acc = {r: a for r, a in zip(loo["router"].to_list(), loo["accuracy"].to_list(), strict=True)}
+    n = int(loo["n"].max()) if loo.height else 0
+
+    def get(k):
+        v = acc.get(k)
+        return None if v is None else round(float(v), 4)
+
+    return {
+        "policy": get("skill_policy"),
+        "best_single": get("best_single"),
+        "metadata_router": get("metadata_router"),
+        "oracle": get("oracle"),
+        "n": n,
+    }

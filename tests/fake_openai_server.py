@@ -1,0 +1,405 @@
+"""A small OpenAI- and Anthropic-compatible HTTP server for tests (stdlib only).
+
+    with FakeOpenAIServer(responder=lambda req: "hello", faults=["429", None, "500"]) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="x")   # .../v1
+        anthropic.Anthropic(base_url=srv.root_url, api_key="x")      # posts to /v1/messages
+
+Endpoints: POST /v1/chat/completions, POST /v1/messages (Anthropic), POST /v1/embeddings.
+
+- Every request is recorded (``srv.requests``: path, headers, parsed JSON body, fault).
+- Answers come from ``responses`` (a dict: last user text -> answer) or ``responder``
+  (callable: request JSON -> str, or a dict/list that is JSON-encoded). When the request
+  carries ``tools``, the answer is sent as a tool call whose arguments are that JSON.
+- Faults: ``faults`` is a sequence consumed one per request (``None`` = answer normally),
+  or a callable ``request_json -> kind | None``; ``fault_probability`` with ``fault_kinds``
+  adds seeded random faults. Kinds: "429", "429-retry-after", "500", "502", "503", "529",
+  "400", "401", "reset" (TCP RST), "slow" (sleep ``slow_s`` before answering),
+  "truncated" (body cut short, connection closed), "nonjson" (200 with a non-JSON body),
+  "badjson" (200, valid JSON whose tool arguments fail the schema: ``{}``).
+- ``latency_s`` delays every answer; ``max_in_flight`` records peak concurrency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], Any]
+FaultSpec = Sequence[str | None] | Callable[[dict[str, Any]], str | None] | None
+
+FAULT_KINDS = (
+    "429",
+    "429-retry-after",
+    "500",
+    "502",
+    "503",
+    "529",
+    "400",
+    "401",
+    "reset",
+    "slow",
+    "truncated",
+    "nonjson",
+    "badjson",
+)
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    fault: str | None = None
+    t: float = field(default_factory=time.monotonic)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and "text" in p
+        )
+    return ""
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """Text of the last user message (OpenAI or Anthropic request), or the prompt."""
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            return _text_of(m.get("content"))
+    return str(body.get("prompt", ""))
+
+
+def _ntok(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _error(self, status: int, kind: str, anthropic: bool, headers=None) -> None:
+        msg = f"fake {kind} error"
+        if anthropic:
+            etype = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
+            body = {"type": "error", "error": {"type": etype, "message": msg}}
+        else:
+            body = {"error": {"message": msg, "type": "fake_error", "code": str(status)}}
+        self._send(status, body, headers)
+
+    def _reset(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.connection.close()
+        except OSError:
+            pass
+
+    # -- main --------------------------------------------------------------------------------
+    def do_POST(self) -> None:  # noqa: N802
+        srv = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {"_raw": raw.decode("utf-8", "replace")}
+        path = self.path.split("?", 1)[0]
+        fault = srv._next_fault(body)
+        rec = RecordedRequest(path=path, headers=dict(self.headers.items()), body=body, fault=fault)
+        srv._enter(rec)
+        try:
+            self._dispatch(path, body, fault)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+        finally:
+            srv._leave()
+
+    def _dispatch(self, path: str, body: dict[str, Any], fault: str | None) -> None:
+        srv = self.server.owner
+        anthropic = path.endswith("/messages")
+        if srv.latency_s:
+            time.sleep(srv.latency_s)
+        if fault == "slow":
+            time.sleep(srv.slow_s)
+            fault = None
+        if fault == "reset":
+            self._reset()
+            return
+        if fault in ("429", "429-retry-after", "500", "502", "503", "529", "400", "401"):
+            status = int(fault[:3])
+            headers = {"Retry-After": srv.retry_after} if fault == "429-retry-after" else None
+            self._error(status, fault, anthropic, headers)
+            return
+        if fault == "nonjson":
+            self._send(200, b"<html>upstream proxy error</html>")
+            return
+
+        if path.endswith("/embeddings"):
+            payload = self._embeddings(body)
+        elif path.endswith("/chat/completions"):
+            payload = self._chat(body, bad=fault == "badjson")
+        elif anthropic:
+            payload = self._messages(body, bad=fault == "badjson")
+        else:
+            self._send(404, {"error": {"message": f"no route {path}"}})
+            return
+
+        if fault == "truncated":
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self._reset()
+            return
+        self._send(200, payload)
+
+    # -- answers -----------------------------------------------------------------------------
+    def _answer(self, body: dict[str, Any]) -> str:
+        srv = self.server.owner
+        key = last_user_text(body)
+        if srv.responses is not None and key in srv.responses:
+            out = srv.responses[key]
+        elif srv.responder is not None:
+            out = srv.responder(body)
+        else:
+            out = "ok"
+        return out if isinstance(out, str) else json.dumps(out)
+
+    def _chat(self, body: dict[str, Any], bad: bool) -> dict[str, Any]:
+        answer = "{}" if bad else self._answer(body)
+        prompt = " ".join(_text_of(m.get("content")) for m in body.get("messages") or [])
+        tools = body.get("tools")
+        if tools:
+            choice = body.get("tool_choice")
+            if isinstance(choice, dict) and "function" in choice:
+                name = choice["function"]["name"]
+            else:
+                name = tools[0]["function"]["name"]
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_fake_1",
+                        "type": "function",
+                        "function": {"name": name, "arguments": answer},
+                    }
+                ],
+            }
+            finish = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": answer}
+            finish = "stop"
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": _ntok(prompt),
+                "completion_tokens": _ntok(answer),
+                "total_tokens": _ntok(prompt) + _ntok(answer),
+            },
+        }
+
+    def _messages(self, body: dict[str, Any], bad: bool) -> dict[str, Any]:
+        answer = "{}" if bad else self._answer(body)
+        prompt = " ".join(_text_of(m.get("content")) for m in body.get("messages") or [])
+        tools = body.get("tools")
+        if tools:
+            choice = body.get("tool_choice")
+            name = (
+                choice["name"]
+                if isinstance(choice, dict) and choice.get("name")
+                else tools[0]["name"]
+            )
+            content = [
+                {"type": "tool_use", "id": "toolu_fake_1", "name": name, "input": json.loads(answer)}
+            ]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": answer}]
+            stop = "end_turn"
+        return {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "fake"),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": _ntok(prompt), "output_tokens": _ntok(answer)},
+        }
+
+    def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = []
+        for i, text in enumerate(inputs):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            vec = [(b - 127.5) / 127.5 for b in digest[:8]]
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", "fake"),
+            "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: FakeOpenAIServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # quiet
+        pass
+
+
+class FakeOpenAIServer:
+    """Context manager running the fake server on 127.0.0.1 (ephemeral port)."""
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        responses: dict[str, Any] | None = None,
+        faults: FaultSpec = None,
+        fault_probability: float = 0.0,
+        fault_kinds: Sequence[str] = ("500",),
+        seed: int = 0,
+        latency_s: float = 0.0,
+        slow_s: float = 3.0,
+        retry_after: str = "0.3",
+    ):
+        for kind in list(fault_kinds) + (
+            [f for f in faults if f] if isinstance(faults, (list, tuple)) else []
+        ):
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}; known: {FAULT_KINDS}")
+        self.responder = responder
+        self.responses = responses
+        self.faults = faults
+        self.fault_probability = fault_probability
+        self.fault_kinds = tuple(fault_kinds)
+        self.latency_s = latency_s
+        self.slow_s = slow_s
+        self.retry_after = retry_after
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._rng = random.Random(seed)
+        self._fault_pos = 0
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> FakeOpenAIServer:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "server not started"
+        return self._httpd.server_address[1]
+
+    @property
+    def root_url(self) -> str:
+        """For Anthropic clients (they append /v1/messages)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """For OpenAI clients (they append /chat/completions)."""
+        return f"{self.root_url}/v1"
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def count(self, path_suffix: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if path_suffix is None or r.path.endswith(path_suffix))
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight = 0
+
+    def set_faults(self, faults: FaultSpec) -> None:
+        with self._lock:
+            self.faults = faults
+            self._fault_pos = 0
+
+    def _next_fault(self, body: dict[str, Any]) -> str | None:
+        with self._lock:
+            fault: str | None = None
+            if callable(self.faults):
+                fault = self.faults(body)
+            elif self.faults is not None and self._fault_pos < len(self.faults):
+                fault = self.faults[self._fault_pos]
+                self._fault_pos += 1
+            if fault is None and self.fault_probability > 0:
+                if self._rng.random() < self.fault_probability:
+                    fault = self._rng.choice(self.fault_kinds)
+            return fault
+
+    def _enter(self, rec: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(rec)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1

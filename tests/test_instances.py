@@ -1,0 +1,68 @@
+"""Input loaders: clean errors naming file and line."""
+
+import json
+
+import pytest
+
+from skill_assets.instances import load_instances
+from skill_assets.registry import RegistryError
+from skill_assets.results import check_unknown, load_generic_results
+
+
+def _write(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_instances_roundtrip(tmp_path):
+    p = _write(
+        tmp_path / "b.jsonl",
+        [{"instance_id": 1, "question": "q?", "answer": "A", "options": ["x", "y"], "topic": "t"}],
+    )
+    df = load_instances(p, "b")
+    assert df["uid"].to_list() == ["b/1"]
+    assert df["options"].to_list() == [["x", "y"]]
+    assert json.loads(df["metadata"][0]) == {"topic": "t"}
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ('{"instance_id": 1, "question": "q", "answer": "a"}\n{"instance_id": 1, "question": "q", "answer": "a"}\n', "row 2: duplicate instance_id '1'"),
+        ('{"instance_id": 1, "question": "q"}\n', "row 1: missing 'answer'"),
+        ('{"instance_id": 1, "question": "q", "answer": "a"}\n{not json\n', "line 2: invalid JSON"),
+        ("", "file is empty"),
+    ],
+)
+def test_instance_errors(tmp_path, content, needle):
+    p = tmp_path / "b.jsonl"
+    p.write_text(content)
+    with pytest.raises(RegistryError) as e:
+        load_instances(p, "b")
+    assert needle in str(e.value) and str(p) in str(e.value)
+
+
+def test_wrong_encoding(tmp_path):
+    p = tmp_path / "b.jsonl"
+    p.write_bytes('{"instance_id": 1, "question": "caf\xe9", "answer": "a"}\n'.encode("latin-1"))
+    with pytest.raises(RegistryError, match="not UTF-8"):
+        load_instances(p, "b")
+
+
+def test_results_select_model_and_validate(tmp_path):
+    inst = load_instances(
+        _write(tmp_path / "b.jsonl", [{"instance_id": i, "question": "q", "answer": "a"} for i in range(3)]),
+        "b",
+    )
+    res = _write(
+        tmp_path / "r.jsonl",
+        [{"instance_id": i, "model": m, "correct": c} for i in range(3) for m, c in (("m1", 1), ("m2", False))],
+    )
+    df = load_generic_results(res, "m2", inst)
+    assert df["correct"].to_list() == [0.0, 0.0, 0.0]
+    bad = _write(tmp_path / "bad.jsonl", [{"instance_id": 0, "correct": 2}])
+    with pytest.raises(RegistryError, match=r"row 1: 'correct' is 2"):
+        load_generic_results(bad, "m", inst)
+    unknown = _write(tmp_path / "u.jsonl", [{"instance_id": 99, "correct": 1}])
+    with pytest.raises(RegistryError, match="unknown instance_id '99'"):
+        check_unknown(unknown, "m", {"b": {"0", "1", "2"}}, None)
