@@ -206,7 +206,9 @@ class CallCache:
     def __contains__(self, key: str) -> bool:
         with self._lock:
             row = (
-                self._connection().execute("SELECT 1 FROM calls WHERE call_id = ?", (key,)).fetchone()
+                self._connection()
+                .execute("SELECT 1 FROM calls WHERE call_id = ?", (key,))
+                .fetchone()
             )
         return row is not None
 
@@ -235,10 +237,10 @@ class CallCache:
         return [CallRecord.model_validate_json(t) for (t,) in rows]
 
     # -- writes -----------------------------------------------------------------------------------
-    def put(self, record: CallRecord) -> bool:
-        """Store a call. Successes go to ``calls`` (first writer wins for a key), records with
-        ``error`` set go to ``failures``. Committed before returning. Returns True if a new
-        success row was written."""
+    def put(self, record: CallRecord, replace: bool = False) -> bool:
+        """Store a call, committed before returning. Successes go to ``calls`` (the first
+        writer of a key wins unless ``replace``); records with ``error`` set go to
+        ``failures``. Returns True if a success row was written."""
         text = record.model_dump_json()
         with self._lock:
             conn = self._connection()
@@ -257,8 +259,9 @@ class CallCache:
                     ),
                 )
                 return False
+            verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
             cur = conn.execute(
-                "INSERT OR IGNORE INTO calls (call_id, provider, model, purpose, prompt_hash,"
+                f"{verb} INTO calls (call_id, provider, model, purpose, prompt_hash,"
                 " created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.call_id,

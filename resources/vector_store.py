@@ -43,7 +43,9 @@ class SkillVectorStore:
                 out[name] = vec
         return out
 
-    def vectors_for(self, names: list[str], embedder, progress: bool = False) -> tuple[np.ndarray, int]:
+    def vectors_for(
+        self, names: list[str], embedder, progress: bool = False
+    ) -> tuple[np.ndarray, int]:
         """Vectors for `names` (in order), embedding only names never seen by this embedder.
 
         Returns (vectors, number newly embedded).

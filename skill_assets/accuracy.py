@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from scipy.special import ndtri
 
 from skill_assets.schemas import SLICE_ACCURACY, conform, empty
@@ -36,7 +37,8 @@ def wilson_interval(
     """Wilson score interval for ``k`` successes out of ``n`` (vectorised).
 
     Same formula as scipy's ``BinomTestResult.proportion_ci(method="wilson")``
-    (no continuity correction). ``n == 0`` gives NaN.
+    (no continuity correction), except that the bounds are clipped to [0, 1]
+    and never exclude k / n by a rounding error. ``n == 0`` gives NaN.
     """
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
@@ -46,8 +48,9 @@ def wilson_interval(
         denom = 2.0 * (n + z**2)
         center = (2.0 * n * p + z**2) / denom
         half = z * np.sqrt(np.maximum(4.0 * n * p * (1.0 - p), 0.0) + z**2) / denom
-        lo = np.clip(center - half, 0.0, 1.0)
-        hi = np.clip(center + half, 0.0, 1.0)
+        # clip to [0, 1] and make sure rounding never leaves p outside (k = 0 or n)
+        lo = np.clip(np.minimum(center - half, p), 0.0, 1.0)
+        hi = np.clip(np.maximum(center + half, p), 0.0, 1.0)
     bad = ~(n > 0)
     lo = np.where(bad, np.nan, lo)
     hi = np.where(bad, np.nan, hi)
@@ -93,6 +96,58 @@ def _results_core(results: pl.DataFrame) -> pl.DataFrame:
     return core.group_by("uid", "model").agg(pl.col("correct").mean())
 
 
+def _slice_meta(slices: pl.DataFrame) -> pl.DataFrame:
+    return slices.select(
+        pl.col("skill_id").cast(pl.String),
+        pl.col("name").cast(pl.String),
+        pl.col("level").cast(pl.Int64),
+    ).unique("skill_id", keep="first", maintain_order=True)
+
+
+def score_matrices(results: pl.DataFrame, slices: pl.DataFrame):
+    """Arrays behind the slice statistics.
+
+    Returns ``(models, scores, meta, membership)``: the sorted model names, a
+    dense uid x model score matrix (NaN = no result; uids sorted), the slice
+    table (skill_id, name, level; one row per slice, input order) and the
+    sparse slice x uid 0/1 membership matrix (CSR). Joins happen once, on
+    integer codes; every per-slice sum is then one sparse product.
+    """
+    core = _results_core(results)
+    models = sorted(core["model"].unique().to_list())
+    uids = core["uid"].unique().sort()
+    uid_idx = pl.DataFrame({"uid": uids, "i": np.arange(uids.len(), dtype=np.int64)})
+    model_idx = pl.DataFrame({"model": models, "m": np.arange(len(models), dtype=np.int64)})
+    cm = core.join(uid_idx, on="uid").join(model_idx, on="model")
+    scores = np.full((uids.len(), len(models)), np.nan)
+    scores[cm["i"].to_numpy(), cm["m"].to_numpy()] = cm["correct"].to_numpy()
+    meta = _slice_meta(slices)
+    slice_idx = meta.select("skill_id").with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("s")
+    )
+    mem = slice_membership(slices).join(slice_idx, on="skill_id").join(uid_idx, on="uid")
+    membership = sp.csr_matrix(
+        (np.ones(mem.height), (mem["s"].to_numpy(), mem["i"].to_numpy())),
+        shape=(meta.height, uids.len()),
+    )
+    return models, scores, meta, membership
+
+
+def _slice_accuracy_from(models, scores, meta, membership, min_slice_size: int) -> pl.DataFrame:
+    present = ~np.isnan(scores)
+    n = np.asarray(membership @ present.astype(np.float64))  # slice x model
+    k = np.asarray(membership @ np.where(present, scores, 0.0))
+    s_idx, m_idx = np.nonzero(n > 0)
+    nn = np.rint(n[s_idx, m_idx]).astype(np.int64)
+    out = meta[s_idx].with_columns(
+        pl.Series("model", np.asarray(models, dtype=object)[m_idx].tolist(), dtype=pl.String),
+        pl.Series("n", nn, dtype=pl.Int64),
+        pl.Series("n_correct", k[s_idx, m_idx], dtype=pl.Float64),
+    )
+    out = with_wilson(out).with_columns((pl.col("n") < min_slice_size).alias("small"))
+    return conform(out, SLICE_ACCURACY).sort("skill_id", "model")
+
+
 def slice_accuracy(
     results: pl.DataFrame, slices: pl.DataFrame, min_slice_size: int = 30
 ) -> pl.DataFrame:
@@ -102,21 +157,18 @@ def slice_accuracy(
     may differ between models), ``n_correct`` sums ``correct`` (a score in
     [0, 1] counts fractionally), ``ci_low``/``ci_high`` are the Wilson 95%
     interval and ``small`` flags ``n < min_slice_size``. Slices without any
-    result for a model have no row for that model.
+    result for a model have no row for that model. Duplicate uids in a slice
+    count once.
+
+    Vectorised: the slices are exploded and joined to the results once on
+    integer codes, and the per-slice counts are two sparse products
+    (slice x uid membership times the uid x model score matrix), which is
+    several times faster than a string join + group_by over the
+    (slice, uid, model) rows at 10k slices x 50k instances x 10 models.
     """
     if results.height == 0 or slices.height == 0:
         return empty(SLICE_ACCURACY)
-    members = slice_membership(slices)
-    core = _results_core(results)
-    counts = (
-        members.join(core, on="uid", how="inner")
-        .group_by("skill_id", "model")
-        .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("correct").sum().alias("n_correct"))
-    )
-    meta = slices.select("skill_id", "name", "level").unique("skill_id", keep="first")
-    out = counts.join(meta, on="skill_id", how="left")
-    out = with_wilson(out).with_columns((pl.col("n") < min_slice_size).alias("small"))
-    return conform(out, SLICE_ACCURACY).sort("skill_id", "model")
+    return _slice_accuracy_from(*score_matrices(results, slices), min_slice_size)
 
 
 def overall_accuracy(results: pl.DataFrame) -> pl.DataFrame:

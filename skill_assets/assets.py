@@ -1,7 +1,5 @@
 """The asset graph. Assets stay thin: they load, call the pure stage functions, report."""
 
-
-import json
 import time
 
 import polars as pl
@@ -33,11 +31,7 @@ def _preview(df: pl.DataFrame, n: int = 10) -> MetadataValue:
     if df.height == 0:
         return MetadataValue.md("*(empty)*")
     small = df.head(n).with_columns(
-        [
-            pl.col(c).cast(pl.String).str.slice(0, 80)
-            for c, t in df.schema.items()
-            if t == pl.String
-        ]
+        [pl.col(c).cast(pl.String).str.slice(0, 80) for c, t in df.schema.items() if t == pl.String]
     )
     cols = [c for c, t in small.schema.items() if not isinstance(t, pl.List)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -58,8 +52,15 @@ def _out(df: pl.DataFrame, fingerprint: str, output_name: str | None = None, **m
     return Output(df, data_version=DataVersion(fingerprint), metadata=meta, **kwargs)
 
 
-def _concat(parts: dict[str, pl.DataFrame], schema: dict | None = None) -> pl.DataFrame:
-    frames = [p for _, p in sorted(parts.items()) if p is not None and p.height]
+def _concat(parts, schema: dict | None = None) -> pl.DataFrame:
+    """All partitions of an upstream asset as one frame.
+
+    Dagster's UPath IO manager hands over a bare DataFrame when exactly one
+    partition exists and a dict otherwise; inputs are left unannotated for that.
+    """
+    if isinstance(parts, pl.DataFrame):
+        parts = {"_": parts}
+    frames = [p for _, p in sorted((parts or {}).items()) if p is not None and p.height]
     if not frames:
         return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
     return pl.concat(frames, how="vertical_relaxed")
@@ -103,7 +104,9 @@ def benchmark_instances(context: AssetExecutionContext, project: ProjectResource
     group_name="inputs",
     ins={
         "benchmark_instances": AssetIn(
-            partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name="benchmark")
+            partition_mapping=MultiToSingleDimensionPartitionMapping(
+                partition_dimension_name="benchmark"
+            )
         )
     },
     code_version=plan.CODE_VERSIONS["model_results"],
@@ -114,7 +117,7 @@ def model_results(
     """Per-instance results of one model on one benchmark: imported from a file or run live."""
     proj = project.project
     keys = context.partition_key.keys_by_dimension
-    bench, model = keys["benchmark"], keys["model"]
+    model = keys["model"]
     entry = proj.model(model)
     stats: dict = {}
     failures = 0
@@ -148,7 +151,9 @@ def model_results(
         "skill_mentions": AssetOut(code_version=plan.CODE_VERSIONS["skill_mentions"]),
     },
 )
-def annotate(context: AssetExecutionContext, project: ProjectResource, benchmark_instances: pl.DataFrame):
+def annotate(
+    context: AssetExecutionContext, project: ProjectResource, benchmark_instances: pl.DataFrame
+):
     """One rationale per instance (taxonomy or LLM annotator) and its skill mentions."""
     from skill_assets.annotate import annotate_instances
 
@@ -191,9 +196,7 @@ def annotate(context: AssetExecutionContext, project: ProjectResource, benchmark
     automation_condition=EAGER,
     code_version=plan.CODE_VERSIONS["skill_embeddings"],
 )
-def skill_embeddings(
-    context: AssetExecutionContext, project: ProjectResource, skill_mentions: dict[str, pl.DataFrame]
-):
+def skill_embeddings(context: AssetExecutionContext, project: ProjectResource, skill_mentions):
     """Distinct skill names with counts; their vectors live in LanceDB (only new names embedded)."""
     from skill_assets.slices import distinct_names
 
@@ -214,11 +217,13 @@ def skill_embeddings(
     )
 
 
-@asset(group_name="skills", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["skill_slices"])
+@asset(
+    group_name="skills", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["skill_slices"]
+)
 def skill_slices(
     context: AssetExecutionContext,
     project: ProjectResource,
-    skill_mentions: dict[str, pl.DataFrame],
+    skill_mentions,
     skill_embeddings: pl.DataFrame,
 ):
     """Skill slices: clustered skill names per level, with member instances and parent links."""
@@ -244,12 +249,16 @@ def skill_slices(
     )
 
 
-@asset(group_name="insights", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["slice_accuracy"])
+@asset(
+    group_name="insights",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["slice_accuracy"],
+)
 def slice_accuracy(
     context: AssetExecutionContext,
     project: ProjectResource,
     skill_slices: pl.DataFrame,
-    model_results: dict[str, pl.DataFrame],
+    model_results,
 ):
     """Accuracy of every model on every slice, with Wilson 95% intervals."""
     from skill_assets.accuracy import overall_accuracy
@@ -267,13 +276,17 @@ def slice_accuracy(
     )
 
 
-@asset(group_name="insights", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["skill_insights"])
+@asset(
+    group_name="insights",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["skill_insights"],
+)
 def skill_insights(
     context: AssetExecutionContext,
     project: ProjectResource,
     skill_slices: pl.DataFrame,
     slice_accuracy: pl.DataFrame,
-    model_results: dict[str, pl.DataFrame],
+    model_results,
 ):
     """Tested findings: per-model strengths/weaknesses and pairwise differences with q-values."""
     from skill_assets.insights import headline
@@ -283,7 +296,10 @@ def skill_insights(
     results = _concat(model_results, RESULTS)
     reg = proj.registry
     df = compute(
-        results, skill_slices, min_slice_size=reg.slices.min_slice_size, q_level=reg.insights.q_level
+        results,
+        skill_slices,
+        min_slice_size=reg.slices.min_slice_size,
+        q_level=reg.insights.q_level,
     )
     significant = df.filter(pl.col("significant")).height if df.height else 0
     return _out(
@@ -295,12 +311,16 @@ def skill_insights(
     )
 
 
-@asset(group_name="routing", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["routing_policy"])
+@asset(
+    group_name="routing",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["routing_policy"],
+)
 def routing_policy(
     context: AssetExecutionContext,
     project: ProjectResource,
     skill_slices: pl.DataFrame,
-    model_results: dict[str, pl.DataFrame],
+    model_results,
 ):
     """Per-skill model scores and the decision rule; also saved as JSON for use outside Dagster."""
     from skill_assets.routing import fit_policy, save_policy
@@ -308,17 +328,38 @@ def routing_policy(
     proj = project.project
     r = proj.registry.routing
     results = _concat(model_results, RESULTS)
-    policy = fit_policy(results, skill_slices, levels=r.levels, weighting=r.weighting, shrink=r.shrink)
+    policy = fit_policy(
+        results,
+        skill_slices,
+        levels=r.levels,
+        weighting=r.weighting,
+        shrink=r.shrink,
+        min_slice_size=proj.registry.slices.min_slice_size,
+    )
     path = proj.state_dir / "routing_policy.json"
     save_policy(policy, path)
     rows = [
-        {"skill_id": sid, "name": s["name"], "level": s["level"], "n": s["n"], "model": m, "accuracy": v["accuracy"]}
+        {
+            "skill_id": sid,
+            "name": s["name"],
+            "level": s["level"],
+            "n": s["n"],
+            "model": m,
+            "accuracy": v["accuracy"],
+        }
         for sid, s in policy["skills"].items()
         for m, v in s["models"].items()
     ]
     df = pl.DataFrame(
         rows,
-        schema={"skill_id": pl.String, "name": pl.String, "level": pl.Int64, "n": pl.Int64, "model": pl.String, "accuracy": pl.Float64},
+        schema={
+            "skill_id": pl.String,
+            "name": pl.String,
+            "level": pl.Int64,
+            "n": pl.Int64,
+            "model": pl.String,
+            "accuracy": pl.Float64,
+        },
     )
     return _out(
         df,
@@ -329,14 +370,18 @@ def routing_policy(
     )
 
 
-@asset(group_name="routing", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["routing_evaluation"])
+@asset(
+    group_name="routing",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["routing_evaluation"],
+)
 def routing_evaluation(
     context: AssetExecutionContext,
     project: ProjectResource,
     skill_slices: pl.DataFrame,
     routing_policy: pl.DataFrame,
-    model_results: dict[str, pl.DataFrame],
-    benchmark_instances: dict[str, pl.DataFrame],
+    model_results,
+    benchmark_instances,
 ):
     """Held-out accuracy of the skill policy against every baseline router."""
     from skill_assets.routing import evaluate_routing
@@ -354,6 +399,8 @@ def routing_evaluation(
         folds=r.folds,
         weighting=r.weighting,
         shrink=r.shrink,
+        levels=r.levels,
+        min_slice_size=proj.registry.slices.min_slice_size,
         question_vectors=vectors,
         uid_order=order,
         knn_k=r.knn_k,
@@ -369,7 +416,14 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
     embedder = project.embedder()
     cache = proj.state_dir / "question_vectors.parquet"
     texts = instances.select("uid", pl.col("question").str.slice(0, 1000).alias("text"))
-    known = pl.DataFrame(schema={"uid": pl.String, "text": pl.String, "embedder": pl.String, "vector": pl.List(pl.Float32)})
+    known = pl.DataFrame(
+        schema={
+            "uid": pl.String,
+            "text": pl.String,
+            "embedder": pl.String,
+            "vector": pl.List(pl.Float32),
+        }
+    )
     if cache.exists():
         known = pl.read_parquet(cache).filter(pl.col("embedder") == embedder.name)
     joined = texts.join(known.select("uid", "text", "vector"), on=["uid", "text"], how="left")
@@ -380,7 +434,9 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
             pl.lit(embedder.name).alias("embedder"),
             pl.Series("vector", [v.tolist() for v in vecs], dtype=pl.List(pl.Float32)),
         )
-        known = pl.concat([known.select(new.columns), new]).unique(["uid", "text", "embedder"], keep="last")
+        known = pl.concat([known.select(new.columns), new]).unique(
+            ["uid", "text", "embedder"], keep="last"
+        )
         tmp = cache.with_suffix(".tmp")
         known.write_parquet(tmp)
         tmp.replace(cache)

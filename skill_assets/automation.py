@@ -1,6 +1,5 @@
 """Sensors and schedules: keep partitions in step with the registry, re-run live models."""
 
-
 from dagster import (
     AssetKey,
     AssetSelection,
@@ -19,7 +18,11 @@ from dagster import (
 from resources.project import ProjectResource
 from skill_assets.partitions import benchmark_partitions, model_partitions, multi_key
 
-PER_BENCHMARK = [AssetKey("benchmark_instances"), AssetKey("rationales"), AssetKey("skill_mentions")]
+PER_BENCHMARK = [
+    AssetKey("benchmark_instances"),
+    AssetKey("rationales"),
+    AssetKey("skill_mentions"),
+]
 
 
 @sensor(

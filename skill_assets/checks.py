@@ -1,6 +1,5 @@
 """Asset checks: invariants that must hold, and quality bars that warn."""
 
-
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
@@ -28,7 +27,9 @@ def rationale_parse_rate(rationales: pl.DataFrame) -> AssetCheckResult:
 
 
 @asset_check(asset=skill_slices)
-def cluster_names_deduplicated(project: ProjectResource, skill_slices: pl.DataFrame) -> AssetCheckResult:
+def cluster_names_deduplicated(
+    project: ProjectResource, skill_slices: pl.DataFrame
+) -> AssetCheckResult:
     """Fewer than 1% of slice names have a near-duplicate at the same level (warns above)."""
     from skill_assets.slices import default_threshold, near_duplicate_rate
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from skill_assets.registry import RegistryError
+
+# Dagster flags beta APIs we rely on (partition mappings, data versions) on every import.
+warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
 DEFAULT_PROJECT = os.environ.get("SKILL_SLICES_PROJECT", "demo")
 project_option = click.option(
@@ -170,7 +174,11 @@ def insights(project_dir, model_name, level, as_json, show_all, top) -> None:
         df = df.filter(pl.col("level") == level)
     if not show_all and "significant" in df.columns:
         df = df.filter(pl.col("significant"))
-    df = df.sort(["q", "effect"], descending=[False, True]).head(top) if df.height else df
+    df = (
+        df.sort(["q", "effect"], descending=[False, True], nulls_last=True).head(top)
+        if df.height
+        else df
+    )
     if as_json:
         click.echo(json.dumps(df.to_dicts(), default=str))
         return

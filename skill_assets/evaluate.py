@@ -73,7 +73,9 @@ def _options(row: dict[str, Any]) -> list[str] | None:
 
 def format_options(options: Sequence[str]) -> str:
     """``A. first\\nB. second`` — one lettered option per line."""
-    return "\n".join(f"{L}. {o}" for L, o in zip(option_letters(len(options)), options))
+    return "\n".join(
+        f"{L}. {o}" for L, o in zip(option_letters(len(options)), options, strict=True)
+    )
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -86,7 +88,9 @@ def normalize_answer(text: str | None) -> str:
     if text is None:
         return ""
     s = unicodedata.normalize("NFKC", str(text)).lower()
-    s = "".join(" " if unicodedata.category(c).startswith("P") or c in "$^`|~<>=+" else c for c in s)
+    s = "".join(
+        " " if unicodedata.category(c).startswith("P") or c in "$^`|~<>=+" else c for c in s
+    )
     s = _ARTICLES.sub(" ", s)
     return " ".join(s.split())
 
@@ -122,9 +126,13 @@ def answer_line(text: str | None) -> str | None:
     if not text:
         return None
     found = None
-    for line in _strip_markdown(text).splitlines():
+    lines = _strip_markdown(text).splitlines()
+    for i, line in enumerate(lines):
         for m in _ANSWER_LINE.finditer(line):
             val = m.group("val").strip()
+            if not val and m.end() >= len(line.rstrip()):
+                # "Answer:" alone on its line: the answer is the next non-empty line
+                val = next((ln.strip() for ln in lines[i + 1 :] if ln.strip()), "")
             if val:
                 found = val
     if found is None:
@@ -149,11 +157,11 @@ def match_option_text(text: str | None, options: Sequence[str]) -> str | None:
     if not norm:
         return None
     normed = [normalize_answer(o) for o in options]
-    exact = [L for L, o in zip(letters, normed) if o and o == norm]
+    exact = [L for L, o in zip(letters, normed, strict=True) if o and o == norm]
     if len(exact) == 1:
         return exact[0]
     padded = f" {norm} "
-    hits = [(L, o) for L, o in zip(letters, normed) if o and f" {o} " in padded]
+    hits = [(L, o) for L, o in zip(letters, normed, strict=True) if o and f" {o} " in padded]
     # an option that is part of a longer matched option does not count on its own
     hits = [(L, o) for L, o in hits if not any(o != o2 and f" {o} " in f" {o2} " for _, o2 in hits)]
     if len({o for _, o in hits}) == 1:
@@ -161,10 +169,38 @@ def match_option_text(text: str | None, options: Sequence[str]) -> str | None:
     return None
 
 
+def _strip_echoed_options(body: str, options: Sequence[str]) -> str:
+    """Drop a copy of the option list (``A. text`` lines for two or more options) that a
+    weak model echoes instead of answering; a single ``B. Paris`` line is an answer."""
+    letters = option_letters(len(options))
+    normed = {L: normalize_answer(o) for L, o in zip(letters, options, strict=True)}
+    echo = []
+    lines = body.splitlines()
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, ln in enumerate(lines):
+        m = re.match(r"^\s*\(?([A-Z]{1,2})\s*[.):]\s*(.+?)\s*$", ln)
+        if not m or m.group(1) not in normed:
+            continue
+        got, want = normalize_answer(m.group(2)), normed[m.group(1)]
+        # the last line may be an echo cut short by the token limit
+        if got == want or (i == last and got and want.startswith(got)):
+            echo.append(i)
+    if len(echo) < 2:
+        return body
+    drop = set(echo)
+    return "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
+
+
+def _exact_option(text: str, options: Sequence[str]) -> bool:
+    """True when `text` equals one option's text after normalisation."""
+    norm = normalize_answer(text)
+    return any(norm == normalize_answer(o) for o in options)
+
+
 def extract_choice(text: str | None, options: Sequence[str]) -> str | None:
     """The letter a response chooses among ``options``, or None.
 
-    Tried in order: an explicit label (``Answer: B``, ``the answer is (B)``, ``option C``;
+    An echoed copy of the option list is ignored first. Then, in order: an explicit label (``Answer: B``, ``the answer is (B)``, ``option C``;
     the last one wins), a response that starts with ``B.``/``(B)``/``B)``/``B``, the option
     text itself, the last ``(B)`` anywhere, then the first standalone capital letter.
     """
@@ -173,7 +209,7 @@ def extract_choice(text: str | None, options: Sequence[str]) -> str | None:
     letters = option_letters(len(options))
     valid = set(letters)
     cls = _letter_class(letters)
-    body = _strip_markdown(cut_continuation(text)).strip()
+    body = _strip_echoed_options(_strip_markdown(cut_continuation(text)), options).strip()
     if not body:
         return None
 
@@ -192,6 +228,12 @@ def extract_choice(text: str | None, options: Sequence[str]) -> str | None:
 
     m = re.match(r"^\(?\s*(" + cls + r")\s*(?:[.):\]]|$|\s+-\s)", body)
     if m and m.group(1) in valid:
+        # "A. 48" where 48 is option D: small models prefix a label by habit; when the
+        # text after the label is exactly another option, the text carries the answer.
+        rest = body[m.end() :].splitlines()[0].strip() if body[m.end() :].strip() else ""
+        by_text = match_option_text(rest, options) if rest else None
+        if by_text and by_text != m.group(1) and _exact_option(rest, options):
+            return by_text
         return m.group(1)
     m = re.match(r"^\(\s*([a-z])\s*\)", body)
     if m and m.group(1).upper() in valid:
@@ -422,10 +464,15 @@ def grade(row: dict[str, Any], response_text: str | None) -> tuple[str | None, f
 # --------------------------------------------------------------------------- prompts
 
 
-def _request(messages: list[dict], purpose: str, tag: str, response_model=None):
+FEW_SHOT_STOP = ["\n\n", "\nQuestion:"]
+
+
+def _request(messages: list[dict], purpose: str, tag: str, response_model=None, stop=None):
     from resources.llm import LLMRequest
 
-    return LLMRequest(messages=messages, purpose=purpose, response_model=response_model, tag=tag)
+    return LLMRequest(
+        messages=messages, purpose=purpose, response_model=response_model, tag=tag, stop=stop
+    )
 
 
 def _question_block(row: dict[str, Any]) -> str:
@@ -463,7 +510,10 @@ def _completion_block(row: dict[str, Any], answer: str | None) -> str:
     lines = [f"Question: {q}"]
     options = _options(row)
     if options:
-        lines += [f"{L}. {' '.join(o.split())}" for L, o in zip(option_letters(len(options)), options)]
+        lines += [
+            f"{L}. {' '.join(o.split())}"
+            for L, o in zip(option_letters(len(options)), options, strict=True)
+        ]
     lines.append("Answer:" if answer is None else f"Answer: {answer}")
     return "\n".join(lines)
 
@@ -531,23 +581,26 @@ def build_eval_requests(
     """One ``LLMRequest`` (purpose="evaluate", tag=uid) per instance, in order.
 
     ``pool`` is where few-shot examples come from (default: ``instances``). A few-shot
-    prompt is one user message holding the whole completion text; a local base model
-    (no chat template) treats it as a raw completion.
+    prompt is one user message holding the whole completion text, with stop sequences at
+    the end of the answer line; a local base model (no chat template) treats it as a raw
+    completion.
     """
     if prompt_style not in PROMPT_STYLES:
         raise ValueError(f"unknown prompt_style {prompt_style!r}; expected one of {PROMPT_STYLES}")
     pool = instances if pool is None else pool
     requests = []
     for row in instances.iter_rows(named=True):
+        stop = None
         if prompt_style == "few_shot":
             text = few_shot_text(row, few_shot_examples(pool, row, k=k, seed=seed))
             msg: dict[str, Any] = {"role": "user", "content": text}
+            stop = list(FEW_SHOT_STOP)  # the answer is one line; then comes the next question
         else:
             text = zero_shot_text(row) if prompt_style == "zero_shot" else cot_text(row)
             msg = {"role": "user", "content": text}
             if row.get("image"):
                 msg["image"] = row["image"]
-        requests.append(_request([msg], "evaluate", str(row["uid"])))
+        requests.append(_request([msg], "evaluate", str(row["uid"]), stop=stop))
     return requests
 
 
@@ -559,9 +612,9 @@ def _match_results(instances: pl.DataFrame, call_results: Sequence) -> list[tupl
     rows = list(instances.iter_rows(named=True))
     tags = [getattr(r, "tag", None) for r in call_results]
     if call_results and all(t is not None for t in tags):
-        by_tag = {t: r for t, r in zip(tags, call_results)}
+        by_tag = {t: r for t, r in zip(tags, call_results, strict=True)}
         return [(row, by_tag[row["uid"]]) for row in rows if row["uid"] in by_tag]
-    return list(zip(rows, call_results))
+    return list(zip(rows, call_results, strict=False))
 
 
 def results_from_calls(

@@ -32,15 +32,9 @@ import itertools
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 from scipy.stats import binom, false_discovery_control
 
-from skill_assets.accuracy import (
-    _results_core,
-    slice_accuracy,
-    slice_membership,
-    wilson_interval,
-)
+from skill_assets.accuracy import _slice_accuracy_from, score_matrices, wilson_interval
 from skill_assets.schemas import conform, empty
 
 PAIRWISE = {
@@ -120,35 +114,6 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     return false_discovery_control(p, method="bh")
 
 
-def _slice_meta(slices: pl.DataFrame) -> pl.DataFrame:
-    return slices.select(
-        pl.col("skill_id").cast(pl.String),
-        pl.col("name").cast(pl.String),
-        pl.col("level").cast(pl.Int64),
-    ).unique("skill_id", keep="first", maintain_order=True)
-
-
-def _matrices(results: pl.DataFrame, slices: pl.DataFrame):
-    """Dense uid x model score matrix (NaN = missing) and sparse slice x uid membership."""
-    core = _results_core(results)
-    models = sorted(core["model"].unique().to_list())
-    uids = core["uid"].unique().sort()
-    uid_idx = pl.DataFrame({"uid": uids, "i": np.arange(uids.len(), dtype=np.int64)})
-    model_idx = pl.DataFrame({"model": models, "m": np.arange(len(models), dtype=np.int64)})
-    cm = core.join(uid_idx, on="uid").join(model_idx, on="model")
-    scores = np.full((uids.len(), len(models)), np.nan)
-    scores[cm["i"].to_numpy(), cm["m"].to_numpy()] = cm["correct"].to_numpy()
-    meta = _slice_meta(slices)
-    slice_idx = meta.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("s"))
-    mem = slice_membership(slices).join(slice_idx.select("skill_id", "s"), on="skill_id")
-    mem = mem.join(uid_idx, on="uid")
-    membership = sp.csr_matrix(
-        (np.ones(mem.height), (mem["s"].to_numpy(), mem["i"].to_numpy())),
-        shape=(meta.height, uids.len()),
-    )
-    return models, scores, meta, membership
-
-
 def pairwise_tests(
     results: pl.DataFrame, slices: pl.DataFrame, min_slice_size: int = 30
 ) -> pl.DataFrame:
@@ -161,7 +126,10 @@ def pairwise_tests(
     """
     if results.height == 0 or slices.height == 0:
         return empty(PAIRWISE)
-    models, scores, meta, membership = _matrices(results, slices)
+    return _pairwise_from(*score_matrices(results, slices), min_slice_size)
+
+
+def _pairwise_from(models, scores, meta, membership, min_slice_size: int) -> pl.DataFrame:
     if len(models) < 2 or meta.height == 0:
         return empty(PAIRWISE)
     present = ~np.isnan(scores)
@@ -310,8 +278,9 @@ def skill_insights(
     """
     if results.height == 0 or slices.height == 0 or results["model"].n_unique() < 2:
         return empty(INSIGHTS)
-    sa = slice_accuracy(results, slices, min_slice_size)
-    pw = pairwise_tests(results, slices, min_slice_size)
+    mats = score_matrices(results, slices)  # shared by both statistics
+    sa = _slice_accuracy_from(*mats, min_slice_size)
+    pw = _pairwise_from(*mats, min_slice_size)
     gains = model_gains(sa, pw, q_level=q_level, min_slice_size=min_slice_size)
     parts = []
     if gains.height:

@@ -17,7 +17,7 @@ def run_live_evaluation(
     """
     from skill_assets.evaluate import build_eval_requests, results_from_calls
 
-    requests = build_eval_requests(instances, style=entry.prompt_style)
+    requests = build_eval_requests(instances, prompt_style=entry.prompt_style)
     log(f"evaluating {entry.name} ({entry.provider}:{entry.model}) on {len(requests)} instances")
     calls = client.complete_many(requests, progress=progress)
     results, failures = results_from_calls(instances, calls, entry.name)

@@ -106,8 +106,6 @@ def stale_steps(project: Project, recorded: dict[tuple[str, str | None], str | N
     order = {a: i for i, a in enumerate(PARTITIONED_BY_BENCHMARK + ("model_results",) + AGGREGATES)}
     fps = fingerprints(project)
     steps = [
-        Step(asset, part, f)
-        for (asset, part), f in fps.items()
-        if recorded.get((asset, part)) != f
+        Step(asset, part, f) for (asset, part), f in fps.items() if recorded.get((asset, part)) != f
     ]
     return sorted(steps, key=lambda s: (order[s.asset], s.partition or ""))

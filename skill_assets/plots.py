@@ -41,7 +41,9 @@ def accuracy_heatmap(slice_acc: pl.DataFrame, max_skills: int = 30) -> bytes | N
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(models), 0.32 * top.height + 1.5))
     im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
-    labels = [f"{'  ' * lv}{n[:40]} (n={k})" for n, lv, k in top.select("name", "level", "n").iter_rows()]
+    labels = [
+        f"{'  ' * lv}{n[:40]} (n={k})" for n, lv, k in top.select("name", "level", "n").iter_rows()
+    ]
     ax.set_yticks(range(top.height), labels, fontsize=8)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
@@ -52,11 +54,15 @@ def accuracy_heatmap(slice_acc: pl.DataFrame, max_skills: int = 30) -> bytes | N
     return _png(fig)
 
 
-def strengths_plot(insights: pl.DataFrame, slice_acc: pl.DataFrame, model: str, k: int = 6) -> bytes | None:
+def strengths_plot(
+    insights: pl.DataFrame, slice_acc: pl.DataFrame, model: str, k: int = 6
+) -> bytes | None:
     """Dot plot: every model's accuracy (with 95% CI) on `model`'s top strengths and weaknesses."""
     if insights.height == 0:
         return None
-    own = insights.filter((pl.col("model") == model) & pl.col("kind").is_in(["strength", "weakness"]))
+    own = insights.filter(
+        (pl.col("model") == model) & pl.col("kind").is_in(["strength", "weakness"])
+    )
     if own.height == 0:
         return None
     picks = pl.concat(

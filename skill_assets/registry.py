@@ -274,7 +274,9 @@ class Project:
         rel = entry.results or f"results/{name}.jsonl"
         path = (self.root / rel).resolve()
         if self.root.resolve() not in path.parents:
-            raise RegistryError(f"{self.registry_path}: results path {rel!r} escapes the project folder")
+            raise RegistryError(
+                f"{self.registry_path}: results path {rel!r} escapes the project folder"
+            )
         return path
 
 

@@ -62,7 +62,10 @@ def write_report(project: Project) -> Path:
         f"generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>"
     ]
     if results is not None and results.height:
-        parts += ["<h2>Overall accuracy</h2>", _table(overall_accuracy(results), ["model", "n", "accuracy", "ci_low", "ci_high"])]
+        parts += [
+            "<h2>Overall accuracy</h2>",
+            _table(overall_accuracy(results), ["model", "n", "accuracy", "ci_low", "ci_high"]),
+        ]
     parts += ["<h2>Findings</h2>"]
     sig = ins.filter(pl.col("significant")) if ins.height else ins
     shown = sig if sig.height else ins
@@ -71,12 +74,37 @@ def write_report(project: Project) -> Path:
         if sig.height
         else "<p>No finding reaches significance; the largest effects are shown.</p>"
     )
-    cols = ["insight_id", "kind", "model", "other_model", "name", "level", "effect", "n", "accuracy", "ci_low", "ci_high", "p", "q"]
-    parts.append(_table(shown.sort(["q", "effect"], descending=[False, True]) if shown.height else shown, cols))
+    cols = [
+        "insight_id",
+        "kind",
+        "model",
+        "other_model",
+        "name",
+        "level",
+        "effect",
+        "n",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+        "p",
+        "q",
+    ]
+    parts.append(
+        _table(
+            shown.sort(["q", "effect"], descending=[False, True], nulls_last=True)
+            if shown.height
+            else shown,
+            cols,
+        )
+    )
     for m in sorted(acc["model"].unique().to_list()):
         parts.append(_img(plots.strengths_plot(ins, acc, m), f"{m}: strengths and weaknesses"))
     parts += ["<h2>Accuracy per skill</h2>", _img(plots.accuracy_heatmap(acc), "accuracy heat map")]
-    parts += ["<h2>Routing</h2>", _img(plots.routing_bars(ev), "routing accuracy"), _table(ev, list(ev.columns))]
+    parts += [
+        "<h2>Routing</h2>",
+        _img(plots.routing_bars(ev), "routing accuracy"),
+        _table(ev, list(ev.columns)),
+    ]
     out = project.reports_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = f"<!doctype html><html><head><meta charset='utf-8'><title>skill-slices report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"

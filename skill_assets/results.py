@@ -64,7 +64,11 @@ def load_generic_results(
         if "correct" not in row and "score" not in row:
             raise RegistryError(f"{where}: missing 'correct'")
         iid = str(row["instance_id"])
-        if "benchmark" in row and row["benchmark"] is not None and str(row["benchmark"]) != benchmark:
+        if (
+            "benchmark" in row
+            and row["benchmark"] is not None
+            and str(row["benchmark"]) != benchmark
+        ):
             continue
         if iid not in known:
             continue

@@ -16,7 +16,9 @@ Each slice accuracy is shrunk toward a prior, beta-binomial style:
 ``(k + shrink * p_prior) / (n + shrink)``, where ``p_prior`` is the model's
 (raw) accuracy on the slice's parent slice, or its overall accuracy for a
 top-level slice (or when the parent has no training data). ``shrink=0`` gives
-the paper's raw rule.
+the paper's raw rule. ``min_slice_size`` (default 30) keeps tiny slices from
+routing: with 1/n weights a 2-instance slice would otherwise outweigh every
+large one (the paper routed with slices of >= 100 instances only).
 
 Held-out evaluation never lets an instance see its own result:
 
@@ -34,6 +36,7 @@ evaluate in about a second.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -385,39 +388,61 @@ def _knn_choices(
     C: np.ndarray,
     vecs: np.ndarray,
     has_vec: np.ndarray,
-    groups: np.ndarray | None,
+    scheme_groups: dict[str, np.ndarray | None],
     k: int,
-    fallback: np.ndarray,
-) -> np.ndarray:
-    """Pick, per instance, the model most accurate on its k nearest (cosine) allowed questions."""
+    fallbacks: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Per scheme, pick per instance the model most accurate on its k nearest questions.
+
+    Cosine similarity; neighbours never include the question itself (``loo``,
+    groups None) or its held-out group. One similarity block per chunk of
+    queries serves every scheme: the top ``4k + 32`` candidates are taken once
+    and filtered per scheme; rows left with fewer than k allowed candidates
+    (e.g. when the held-out group is a whole benchmark) fall back to an exact
+    masked search. Instances without a vector keep the scheme's fallback.
+    """
     n, n_models = C.shape
-    choice = fallback.copy()
+    choices = {s: fallbacks[s].copy() for s in scheme_groups}
     idx = np.flatnonzero(has_vec)
-    if idx.size < 2:
-        return choice
+    if idx.size < 2 or not scheme_groups:
+        return choices
     X = vecs[idx].astype(np.float32)
     X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     Cv = C[idx]
-    gv = None if groups is None else groups[idx]
-    kk = min(k, idx.size - 1)
-    overall = _heldout_overall(C, groups)  # tie-break
-    chunk = max(1, min(2048, int(2e8 // max(idx.size * 4, 1))))
-    for start in range(0, idx.size, chunk):
-        stop = min(start + chunk, idx.size)
-        sims = X[start:stop] @ X.T
+    m = idx.size
+    kk = min(k, m - 1)
+    n_cand = min(m, 4 * kk + 32)
+    labels = {
+        s: (np.arange(m) if g is None else g[idx]) for s, g in scheme_groups.items()
+    }  # a neighbour is allowed when its label differs from the query's
+    overall = {s: _heldout_overall(C, g)[idx] for s, g in scheme_groups.items()}
+    chunk = max(1, min(2048, int(2e8 // max(m * 4, 1))))
+    for start in range(0, m, chunk):
+        stop = min(start + chunk, m)
         local = np.arange(start, stop)
-        if gv is None:
-            sims[np.arange(stop - start), local] = -np.inf
-        else:
-            sims[gv[local][:, None] == gv[None, :]] = -np.inf
-        nb = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        valid = np.isfinite(np.take_along_axis(sims, nb, axis=1))
-        cnt = valid.sum(axis=1)
-        acc = (Cv[nb] * valid[:, :, None]).sum(axis=1) / np.maximum(cnt, 1)[:, None]
-        pick = _argmax_tiebreak(acc, overall[idx[local]])
-        rows = idx[local]
-        choice[rows] = np.where(cnt > 0, pick, fallback[rows])
-    return choice
+        sims = X[start:stop] @ X.T
+        cand = np.argpartition(sims, m - n_cand, axis=1)[:, m - n_cand :]
+        cs = np.take_along_axis(sims, cand, axis=1)
+        cand = np.take_along_axis(cand, np.argsort(-cs, axis=1, kind="stable"), axis=1)
+        for s, lab in labels.items():
+            allowed = lab[cand] != lab[local][:, None]
+            take = allowed & (np.cumsum(allowed, axis=1) <= kk)
+            cnt = take.sum(axis=1)
+            acc = (Cv[cand] * take[:, :, None]).sum(axis=1) / np.maximum(cnt, 1)[:, None]
+            short = np.flatnonzero(cnt < kk)
+            if short.size:  # exact masked search for these rows
+                sub = sims[short].copy()
+                sub[lab[local[short]][:, None] == lab[None, :]] = -np.inf
+                nb = np.argpartition(sub, m - kk, axis=1)[:, m - kk :]
+                valid = np.isfinite(np.take_along_axis(sub, nb, axis=1))
+                cnt[short] = valid.sum(axis=1)
+                acc[short] = (Cv[nb] * valid[:, :, None]).sum(axis=1) / np.maximum(cnt[short], 1)[
+                    :, None
+                ]
+            pick = _argmax_tiebreak(acc, overall[s][local])
+            rows = idx[local]
+            choices[s][rows] = np.where(cnt > 0, pick, fallbacks[s][rows])
+    return choices
 
 
 def _majority_vote(core: pl.DataFrame, uids: pl.Series, C: np.ndarray) -> np.ndarray:
@@ -481,6 +506,171 @@ def _bootstrap_counts(n: int, n_boot: int, seed: int, chunk: int = 200):
         done += b
 
 
+@dataclass
+class _Data:
+    """Evaluation inputs as arrays: instances that every model answered."""
+
+    models: list[str]
+    uids: pl.Series
+    core: pl.DataFrame  # uid, model, correct[, parsed_answer, benchmark] on those instances
+    C: np.ndarray  # instance x model scores
+    n_slices: int
+    rows: np.ndarray  # membership entries: instance index ...
+    cols: np.ndarray  # ... and slice index
+    parent: np.ndarray  # parent slice index per slice, -1 if none
+    usable: np.ndarray  # 1.0 for slices allowed to route (levels)
+
+
+def _prepare(results: pl.DataFrame, slices: pl.DataFrame, levels: list[int] | None) -> _Data | None:
+    keep = [c for c in ("parsed_answer", "benchmark") if c in results.columns]
+    core = (
+        results.select(
+            pl.col("uid").cast(pl.String),
+            pl.col("model").cast(pl.String),
+            pl.col("correct").cast(pl.Float64),
+            *[pl.col(c).cast(pl.String) for c in keep],
+        )
+        .filter(pl.col("correct").is_not_null())
+        .unique(["uid", "model"], keep="first")
+    )
+    models = sorted(core["model"].unique().to_list())
+    if not models:
+        return None
+    common = (
+        core.group_by("uid")
+        .agg(pl.col("model").n_unique().alias("k"))
+        .filter(pl.col("k") == len(models))
+    )
+    core = core.join(common.select("uid"), on="uid", how="semi")
+    uids = common["uid"].sort()
+    n = uids.len()
+    if n < 2:
+        return None
+    uid_idx = pl.DataFrame({"uid": uids, "i": np.arange(n, dtype=np.int64)})
+    m_idx = pl.DataFrame({"model": models, "m": np.arange(len(models), dtype=np.int64)})
+    cm = core.join(uid_idx, on="uid").join(m_idx, on="model")
+    C = np.zeros((n, len(models)))
+    C[cm["i"].to_numpy(), cm["m"].to_numpy()] = cm["correct"].to_numpy()
+    meta = _slice_table(slices)
+    s_idx = meta.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("s"))
+    mem = (
+        slice_membership(slices)
+        .join(s_idx.select("skill_id", "s"), on="skill_id")
+        .join(uid_idx, on="uid")
+    )
+    parent = (
+        s_idx.join(
+            s_idx.select(pl.col("skill_id").alias("parent_id"), pl.col("s").alias("ps")),
+            on="parent_id",
+            how="left",
+        )
+        .sort("s")["ps"]
+        .fill_null(-1)
+        .to_numpy()
+        .astype(np.int64)
+    )
+    usable = (
+        np.ones(meta.height)
+        if levels is None
+        else meta["level"].is_in([int(x) for x in levels]).fill_null(False).to_numpy()
+    ).astype(float)
+    return _Data(
+        models=models,
+        uids=uids,
+        core=core,
+        C=C,
+        n_slices=meta.height,
+        rows=mem["i"].to_numpy().astype(np.int64),
+        cols=mem["s"].to_numpy().astype(np.int64),
+        parent=parent,
+        usable=usable,
+    )
+
+
+def _scheme_groups(
+    data: _Data, instances: pl.DataFrame | None, schemes, folds: int, seed: int
+) -> dict[str, np.ndarray | None]:
+    n = data.uids.len()
+    out: dict[str, np.ndarray | None] = {}
+    for scheme in schemes:
+        if scheme not in ("loo", "kfold", "lobo"):
+            raise ValueError(f"unknown scheme {scheme!r}; use loo, kfold or lobo")
+    if "loo" in schemes:
+        out["loo"] = None
+    if "kfold" in schemes and folds >= 2:
+        rng = np.random.default_rng(seed)
+        out["kfold"] = (rng.permutation(n) % min(folds, n)).astype(np.int64)
+    if "lobo" in schemes:
+        bench = _benchmarks(data.core, instances, data.uids)
+        if bench is not None and len(set(bench)) > 1:
+            _, g = np.unique(np.asarray(bench, dtype=str), return_inverse=True)
+            out["lobo"] = g.astype(np.int64)
+    return out
+
+
+def heldout_routes(
+    results: pl.DataFrame,
+    slices: pl.DataFrame,
+    instances: pl.DataFrame | None = None,
+    *,
+    scheme: str = "loo",
+    folds: int = 5,
+    seed: int = 0,
+    weighting: str = "inverse_size",
+    shrink: float = 10.0,
+    levels: list[int] | None = None,
+    min_slice_size: int = 30,
+) -> pl.DataFrame:
+    """Per-instance held-out decisions of the skill policy.
+
+    Columns: uid, fold (held-out group; the instance's own index for ``loo``),
+    model (chosen), best_single (the held-out best overall model, which is
+    also the fallback when no slice applies), correct (score of the chosen
+    model). Same rule and parameters as :func:`evaluate_routing`.
+    """
+    schema = {
+        "uid": pl.String,
+        "fold": pl.Int64,
+        "model": pl.String,
+        "best_single": pl.String,
+        "correct": pl.Float64,
+    }
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    data = _prepare(results, slices, levels)
+    if data is None:
+        return pl.DataFrame(schema=schema)
+    groups = _scheme_groups(data, instances, (scheme,), folds, seed)
+    if scheme not in groups:
+        return pl.DataFrame(schema=schema)
+    g = groups[scheme]
+    n = data.uids.len()
+    routed = _entry_scores(
+        data.C,
+        data.rows,
+        data.cols,
+        data.n_slices,
+        data.parent,
+        data.usable,
+        g,
+        weighting,
+        shrink,
+        min_slice_size,
+    )
+    best = _best_single(data.C, g)
+    names = np.asarray(data.models, dtype=object)
+    return pl.DataFrame(
+        {
+            "uid": data.uids,
+            "fold": np.arange(n) if g is None else g,
+            "model": names[routed].tolist(),
+            "best_single": names[best].tolist(),
+            "correct": data.C[np.arange(n), routed],
+        },
+        schema=schema,
+    )
+
+
 def evaluate_routing(
     results: pl.DataFrame,
     slices: pl.DataFrame,
@@ -526,70 +716,22 @@ def evaluate_routing(
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    core_all = results.select(
-        pl.col("uid").cast(pl.String),
-        pl.col("model").cast(pl.String),
-        pl.col("correct").cast(pl.Float64),
-        *([pl.col("parsed_answer").cast(pl.String)] if "parsed_answer" in results.columns else []),
-        *([pl.col("benchmark").cast(pl.String)] if "benchmark" in results.columns else []),
-    ).filter(pl.col("correct").is_not_null())
-    models = sorted(core_all["model"].unique().to_list())
-    if not models:
+    data = _prepare(results, slices, levels)
+    if data is None:
         return pl.DataFrame(schema=ROUTING_EVALUATION)
-    core = core_all.unique(["uid", "model"], keep="first")
-    common = (
-        core.group_by("uid")
-        .agg(pl.col("model").n_unique().alias("k"))
-        .filter(pl.col("k") == len(models))
-    )
-    core = core.join(common.select("uid"), on="uid", how="semi")
-    uids = common["uid"].sort()
+    C, uids = data.C, data.uids
     n = uids.len()
-    if n < 2:
-        return pl.DataFrame(schema=ROUTING_EVALUATION)
-    uid_idx = pl.DataFrame({"uid": uids, "i": np.arange(n, dtype=np.int64)})
-    m_idx = pl.DataFrame({"model": models, "m": np.arange(len(models), dtype=np.int64)})
-    cm = core.join(uid_idx, on="uid").join(m_idx, on="model")
-    C = np.zeros((n, len(models)))
-    C[cm["i"].to_numpy(), cm["m"].to_numpy()] = cm["correct"].to_numpy()
 
-    # slice membership over evaluated instances
-    meta = _slice_table(slices)
-    s_idx = meta.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("s"))
-    mem = (
-        slice_membership(slices)
-        .join(s_idx.select("skill_id", "s"), on="skill_id")
-        .join(uid_idx, on="uid")
-    )
-    rows = mem["i"].to_numpy().astype(np.int64)
-    cols = mem["s"].to_numpy().astype(np.int64)
-    parent = (
-        s_idx.join(
-            s_idx.select(pl.col("skill_id").alias("parent_id"), pl.col("s").alias("ps")),
-            on="parent_id",
-            how="left",
-        )
-        .sort("s")["ps"]
-        .fill_null(-1)
-        .to_numpy()
-        .astype(np.int64)
-    )
-    usable = (
-        np.ones(meta.height)
-        if levels is None
-        else meta["level"].is_in(list(levels)).fill_null(False).to_numpy().astype(float)
-    )
-
-    # metadata router membership
+    # metadata router: one slice per metadata value
     meta_rows = meta_cols = None
     if metadata_column:
         vals = _metadata_values(instances, uids, metadata_column)
-        codes = pl.Series(vals, dtype=pl.String)
-        ok = codes.is_not_null().to_numpy()
-        cat = codes.cast(pl.Categorical).to_physical().to_numpy()
+        ok = np.array([v is not None for v in vals], dtype=bool)
         meta_rows = np.flatnonzero(ok).astype(np.int64)
-        _, meta_cols = np.unique(cat[ok], return_inverse=True)
-        meta_cols = meta_cols.astype(np.int64)
+        _, meta_cols = np.unique(
+            np.asarray([v for v in vals if v is not None], dtype=str), return_inverse=True
+        )
+        meta_cols = meta_cols.astype(np.int64).ravel()
     n_meta = int(meta_cols.max()) + 1 if meta_cols is not None and meta_cols.size else 0
 
     # kNN inputs
@@ -605,33 +747,31 @@ def evaluate_routing(
         vecs = np.zeros((n, question_vectors.shape[1]), dtype=np.float32)
         vecs[has_vec] = np.asarray(question_vectors)[r.drop_nulls().to_numpy()]
 
-    # held-out groups per scheme
-    scheme_groups: dict[str, np.ndarray | None] = {}
-    if "loo" in schemes:
-        scheme_groups["loo"] = None
-    if "kfold" in schemes and folds >= 2:
-        rng = np.random.default_rng(seed)
-        scheme_groups["kfold"] = (rng.permutation(n) % min(folds, n)).astype(np.int64)
-    if "lobo" in schemes:
-        bench = _benchmarks(core, instances, uids)
-        if bench is not None and len(set(bench)) > 1:
-            _, g = np.unique(np.asarray(bench, dtype=object).astype(str), return_inverse=True)
-            scheme_groups["lobo"] = g.astype(np.int64)
-
+    scheme_groups = _scheme_groups(data, instances, schemes, folds, seed)
     fixed = {
         "random": C.mean(axis=1),
-        "majority_vote": _majority_vote(core, uids, C),
+        "majority_vote": _majority_vote(data.core, uids, C),
         "oracle": C.max(axis=1),
     }
     columns: list[tuple[str, str, np.ndarray]] = []
     arange = np.arange(n)
+    best = {s: _best_single(C, g) for s, g in scheme_groups.items()}
+    knn = _knn_choices(C, vecs, has_vec, scheme_groups, knn_k, best) if vecs is not None else None
     for scheme, groups in scheme_groups.items():
-        best = _best_single(C, groups)
         routed = _entry_scores(
-            C, rows, cols, meta.height, parent, usable, groups, weighting, shrink, min_slice_size
+            C,
+            data.rows,
+            data.cols,
+            data.n_slices,
+            data.parent,
+            data.usable,
+            groups,
+            weighting,
+            shrink,
+            min_slice_size,
         )
         columns.append(("skill_policy", scheme, C[arange, routed]))
-        columns.append(("best_single", scheme, C[arange, best]))
+        columns.append(("best_single", scheme, C[arange, best[scheme]]))
         if meta_rows is not None:
             chosen = _entry_scores(
                 C,
@@ -646,9 +786,8 @@ def evaluate_routing(
                 1,
             )
             columns.append(("metadata_router", scheme, C[arange, chosen]))
-        if vecs is not None:
-            chosen = _knn_choices(C, vecs, has_vec, groups, knn_k, best)
-            columns.append(("knn_router", scheme, C[arange, chosen]))
+        if knn is not None:
+            columns.append(("knn_router", scheme, C[arange, knn[scheme]]))
         for name, value in fixed.items():
             columns.append((name, scheme, value))
     if not columns:

@@ -85,7 +85,11 @@ def _groups(steps: list[plan.Step]) -> list[tuple[str | None, list[str]]]:
     by_part: dict[str | None, list[str]] = defaultdict(list)
     order: list[str | None] = []
     for s in steps:
-        asset_names = ["rationales", "skill_mentions"] if s.asset in ("rationales", "skill_mentions") else [s.asset]
+        asset_names = (
+            ["rationales", "skill_mentions"]
+            if s.asset in ("rationales", "skill_mentions")
+            else [s.asset]
+        )
         if s.partition not in by_part:
             order.append(s.partition)
         for a in asset_names:
@@ -190,7 +194,13 @@ def routing_summary(project: Project) -> dict:
     """Leave-one-out accuracies of the policy and the headline baselines."""
     ev = read_asset(project, "routing_evaluation")
     if ev is None or ev.height == 0:
-        return {"policy": None, "best_single": None, "metadata_router": None, "oracle": None, "n": 0}
+        return {
+            "policy": None,
+            "best_single": None,
+            "metadata_router": None,
+            "oracle": None,
+            "n": 0,
+        }
     loo = ev.filter(pl.col("scheme") == "loo")
     acc = {r: a for r, a in zip(loo["router"].to_list(), loo["accuracy"].to_list(), strict=True)}
     n = int(loo["n"].max()) if loo.height else 0

@@ -58,7 +58,9 @@ def cluster_skill_names(
     """
     n = len(names)
     if n == 0:
-        return pl.DataFrame(schema={"name": pl.String, "cluster_id": pl.Int64, "cluster_name": pl.String})
+        return pl.DataFrame(
+            schema={"name": pl.String, "cluster_id": pl.Int64, "cluster_name": pl.String}
+        )
     threshold = FALLBACK_THRESHOLD if threshold is None else threshold
     counts_arr = np.ones(n) if counts is None else np.asarray(counts, dtype=np.float64)
     r, c = knn_graph(vectors, k=k, threshold=threshold)
@@ -117,12 +119,25 @@ def build_slices(
             cl.with_columns(
                 pl.lit(level, dtype=pl.Int64).alias("level"),
                 pl.col("cluster_name")
-                .map_elements(lambda s, lvl=level: "L%d-" % lvl + stable_hash(lvl, s)[:10], return_dtype=pl.String)
+                .map_elements(
+                    lambda s, lvl=level: f"L{lvl}-" + stable_hash(lvl, s)[:10],
+                    return_dtype=pl.String,
+                )
                 .alias("skill_id"),
             )
         )
-    mapping = pl.concat(mapping) if mapping else pl.DataFrame(
-        schema={"name": pl.String, "cluster_id": pl.Int64, "cluster_name": pl.String, "level": pl.Int64, "skill_id": pl.String}
+    mapping = (
+        pl.concat(mapping)
+        if mapping
+        else pl.DataFrame(
+            schema={
+                "name": pl.String,
+                "cluster_id": pl.Int64,
+                "cluster_name": pl.String,
+                "level": pl.Int64,
+                "skill_id": pl.String,
+            }
+        )
     )
     m = mentions.join(
         mapping.select(pl.col("name").alias("skill_name"), "level", "skill_id", "cluster_name"),

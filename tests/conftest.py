@@ -29,7 +29,7 @@ SUBJECTS = {
 
 def write_project(
     root: Path,
-    n_per_subject: int = 12,
+    n_per_subject: int = 24,
     models: dict[str, dict[str, float]] | None = None,
     seed: int = 0,
     extra_registry: str = "",
@@ -41,8 +41,20 @@ def write_project(
     """
     rng = random.Random(seed)
     models = models or {
-        "alpha": {"arithmetic": 0.9, "chemistry": 0.2, "geography": 0.6, "python": 0.5, "grammar": 0.5},
-        "beta": {"arithmetic": 0.3, "chemistry": 0.9, "geography": 0.6, "python": 0.5, "grammar": 0.5},
+        "alpha": {
+            "arithmetic": 0.9,
+            "chemistry": 0.2,
+            "geography": 0.6,
+            "python": 0.5,
+            "grammar": 0.5,
+        },
+        "beta": {
+            "arithmetic": 0.3,
+            "chemistry": 0.9,
+            "geography": 0.6,
+            "python": 0.5,
+            "grammar": 0.5,
+        },
     }
     (root / "data").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -71,9 +83,7 @@ def write_project(
             )
     (root / "results").mkdir(exist_ok=True)
     (root / "results" / "all.jsonl").write_text("\n".join(json.dumps(r) for r in res) + "\n")
-    model_lines = "\n".join(
-        f"  - name: {m}\n    results: results/all.jsonl" for m in models
-    )
+    model_lines = "\n".join(f"  - name: {m}\n    results: results/all.jsonl" for m in models)
     (root / "skill-slices.yaml").write_text(
         f"""annotator:
   provider: taxonomy

@@ -13,7 +13,7 @@ Endpoints: POST /v1/chat/completions, POST /v1/messages (Anthropic), POST /v1/em
 - Faults: ``faults`` is a sequence consumed one per request (``None`` = answer normally),
   or a callable ``request_json -> kind | None``; ``fault_probability`` with ``fault_kinds``
   adds seeded random faults. Kinds: "429", "429-retry-after", "500", "502", "503", "529",
-  "400", "401", "reset" (TCP RST), "slow" (sleep ``slow_s`` before answering),
+  "400", "401" (echoes the key it got, as real providers partly do), "reset" (TCP RST), "slow" (sleep ``slow_s`` before answering),
   "truncated" (body cut short, connection closed), "nonjson" (200 with a non-JSON body),
   "badjson" (200, valid JSON whose tool arguments fail the schema: ``{}``).
 - ``latency_s`` delays every answer; ``max_in_flight`` records peak concurrency.
@@ -56,7 +56,7 @@ FAULT_KINDS = (
 @dataclass
 class RecordedRequest:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: dict[str, Any]
     fault: str | None = None
     t: float = field(default_factory=time.monotonic)
@@ -66,9 +66,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and "text" in p
-        )
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
     return ""
 
 
@@ -105,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, kind: str, anthropic: bool, headers=None) -> None:
         msg = f"fake {kind} error"
+        if status == 401:  # like real providers, echo (part of) the key that was sent
+            sent = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
+            msg = f"Incorrect API key provided: {sent.removeprefix('Bearer ')}"
         if anthropic:
             etype = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
             body = {"type": "error", "error": {"type": etype, "message": msg}}
@@ -115,9 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         self.close_connection = True
         try:
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
         except OSError:
             pass
@@ -133,7 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"_raw": raw.decode("utf-8", "replace")}
         path = self.path.split("?", 1)[0]
         fault = srv._next_fault(body)
-        rec = RecordedRequest(path=path, headers=dict(self.headers.items()), body=body, fault=fault)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        rec = RecordedRequest(path=path, headers=headers, body=body, fault=fault)
         srv._enter(rec)
         try:
             self._dispatch(path, body, fault)
@@ -246,7 +246,12 @@ class _Handler(BaseHTTPRequestHandler):
                 else tools[0]["name"]
             )
             content = [
-                {"type": "tool_use", "id": "toolu_fake_1", "name": name, "input": json.loads(answer)}
+                {
+                    "type": "tool_use",
+                    "id": "toolu_fake_1",
+                    "name": name,
+                    "input": json.loads(answer),
+                }
             ]
             stop = "tool_use"
         else:
@@ -369,7 +374,9 @@ class FakeOpenAIServer:
     # -- bookkeeping -------------------------------------------------------------------------
     def count(self, path_suffix: str | None = None) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if path_suffix is None or r.path.endswith(path_suffix))
+            return sum(
+                1 for r in self.requests if path_suffix is None or r.path.endswith(path_suffix)
+            )
 
     def reset_log(self) -> None:
         with self._lock:

@@ -28,7 +28,10 @@ def test_instances_roundtrip(tmp_path):
 @pytest.mark.parametrize(
     "content, needle",
     [
-        ('{"instance_id": 1, "question": "q", "answer": "a"}\n{"instance_id": 1, "question": "q", "answer": "a"}\n', "row 2: duplicate instance_id '1'"),
+        (
+            '{"instance_id": 1, "question": "q", "answer": "a"}\n{"instance_id": 1, "question": "q", "answer": "a"}\n',
+            "row 2: duplicate instance_id '1'",
+        ),
         ('{"instance_id": 1, "question": "q"}\n', "row 1: missing 'answer'"),
         ('{"instance_id": 1, "question": "q", "answer": "a"}\n{not json\n', "line 2: invalid JSON"),
         ("", "file is empty"),
@@ -51,12 +54,19 @@ def test_wrong_encoding(tmp_path):
 
 def test_results_select_model_and_validate(tmp_path):
     inst = load_instances(
-        _write(tmp_path / "b.jsonl", [{"instance_id": i, "question": "q", "answer": "a"} for i in range(3)]),
+        _write(
+            tmp_path / "b.jsonl",
+            [{"instance_id": i, "question": "q", "answer": "a"} for i in range(3)],
+        ),
         "b",
     )
     res = _write(
         tmp_path / "r.jsonl",
-        [{"instance_id": i, "model": m, "correct": c} for i in range(3) for m, c in (("m1", 1), ("m2", False))],
+        [
+            {"instance_id": i, "model": m, "correct": c}
+            for i in range(3)
+            for m, c in (("m1", 1), ("m2", False))
+        ],
     )
     df = load_generic_results(res, "m2", inst)
     assert df["correct"].to_list() == [0.0, 0.0, 0.0]

@@ -24,12 +24,24 @@ def test_valid_project_loads(small_project):
 @pytest.mark.parametrize(
     "body, needle",
     [
-        ("benchmarks:\n  - name: b\n    path: data/bench.jsonl\n    colour: red\n", "benchmarks[0].colour': unknown key"),
-        ("benchmarks:\n  - name: b\n    path: data/missing.jsonl\n", "benchmarks[0].path': path 'data/missing.jsonl' does not exist"),
+        (
+            "benchmarks:\n  - name: b\n    path: data/bench.jsonl\n    colour: red\n",
+            "benchmarks[0].colour': unknown key",
+        ),
+        (
+            "benchmarks:\n  - name: b\n    path: data/missing.jsonl\n",
+            "benchmarks[0].path': path 'data/missing.jsonl' does not exist",
+        ),
         ("benchmarks:\n  - name: b\n    path: ../outside.jsonl\n", "escapes the project folder"),
         ("benchmarks: []\n", "key 'benchmarks'"),
-        ("benchmarks:\n  - name: b\n    path: data/bench.jsonl\nmodels:\n  - name: m\n", "models[0]"),
-        ("annotator:\n  provider: openai\nbenchmarks:\n  - name: b\n    path: data/bench.jsonl\n", "needs a model"),
+        (
+            "benchmarks:\n  - name: b\n    path: data/bench.jsonl\nmodels:\n  - name: m\n",
+            "models[0]",
+        ),
+        (
+            "annotator:\n  provider: openai\nbenchmarks:\n  - name: b\n    path: data/bench.jsonl\n",
+            "needs a model",
+        ),
         ("benchmarks: [\n", "invalid YAML"),
     ],
 )

@@ -1,0 +1,752 @@
+"""The offline taxonomy annotator.
+
+When no LLM is configured, every benchmark instance is mapped onto a hierarchical skill
+taxonomy that ships with the package (``skill_assets/data/taxonomy.yaml``). The result has
+the same shapes as the LLM rationale annotator's (``schemas.RATIONALES`` and
+``schemas.MENTIONS``), with ``provenance = "taxonomy"``.
+
+Method, per instance:
+
+1. Every node is embedded once from its name, description and keywords (cached per
+   taxonomy version and embedder).
+2. The instance text (question and options, cut to a head and a tail of a few hundred
+   characters) is embedded; cosine similarity to every node is its semantic score.
+3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded too
+   and their similarity is mixed into the semantic score.
+4. Keyword cues of a node found in the full instance text add evidence; a node marked
+   ``modality: image`` gets a bonus when the instance has an image and a penalty otherwise.
+5. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
+   path, so a specific skill is chosen only when its general ancestors agree.
+6. The best ``max_paths`` paths that are not prefixes of one another and score within a
+   relative threshold of the best one become the rationale's steps; every node of a path is
+   one mention, level 0 being the top-level skill.
+
+Everything is deterministic: nodes and instances are processed in a fixed order, ties are
+broken by node order, and scores are rounded before ranking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+
+from skill_assets.schemas import MENTIONS, RATIONALES, conform
+
+DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "data" / "taxonomy.yaml"
+
+# Bump when the scoring below changes in a way that changes annotations.
+ANNOTATOR_VERSION = "1"
+
+# Metadata fields whose values describe the instance's subject (matched case-insensitively).
+DEFAULT_HINT_KEYS: tuple[str, ...] = (
+    "subject",
+    "category",
+    "skill",
+    "skills",
+    "topic",
+    "subtopic",
+    "domain",
+    "field",
+    "discipline",
+    "subfield",
+    "task",
+    "context",
+    "type",
+)
+# Hint values that say nothing about the subject.
+_UNINFORMATIVE_HINTS = {
+    "",
+    "other",
+    "others",
+    "misc",
+    "miscellaneous",
+    "general",
+    "none",
+    "null",
+    "n/a",
+    "na",
+    "unknown",
+    "not applicable",
+}
+
+# Keywords made only of these tokens are too common to be cues.
+_STOPWORDS = frozenset(
+    """a an the of to in on at by for from with as is are was were be been being if then
+    else and or not no all some any each every which what who whom how when where why this
+    that these those it its than more less most least first last next after before had has
+    have do does did would will can could should may might use used given find value one
+    two none there their they he she his her him we you i me my our your many much same
+    other only also into out up down over under about so such very just""".split()
+)
+
+MAX_INSTANCE_CHARS = 300  # embedded instance text: head + tail of question and options
+MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
+
+
+class TaxonomyError(ValueError):
+    """A malformed taxonomy; the message names the file and the node path."""
+
+
+@dataclass(frozen=True)
+class TaxonomyNode:
+    node_id: str
+    name: str
+    description: str
+    keywords: tuple[str, ...]
+    level: int
+    parent_id: str | None
+    path: tuple[str, ...]  # names from the top-level skill down to this node
+    modality: str | None  # inherited from ancestors when not set on the node
+    is_leaf: bool
+
+
+@dataclass
+class Taxonomy:
+    """A validated skill tree; `nodes` are in pre-order (parents before children)."""
+
+    name: str
+    version: str  # first 12 hex chars of the SHA-256 of the source content
+    source: str
+    nodes: list[TaxonomyNode]
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {n.node_id: i for i, n in enumerate(self.nodes)}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def depth(self) -> int:
+        """Number of levels (a tree with only top-level skills has depth 1)."""
+        return 1 + max((n.level for n in self.nodes), default=-1)
+
+    def index(self, node_id: str) -> int:
+        return self._index[node_id]
+
+    def node(self, node_id: str) -> TaxonomyNode:
+        return self.nodes[self._index[node_id]]
+
+    def lineage(self, node_id: str) -> list[TaxonomyNode]:
+        """The nodes from the top-level skill down to `node_id`."""
+        out = []
+        cur: str | None = node_id
+        while cur is not None:
+            n = self.node(cur)
+            out.append(n)
+            cur = n.parent_id
+        return out[::-1]
+
+    def frame(self) -> pl.DataFrame:
+        """One row per node: node_id, name, description, level, parent_id, path, ..."""
+        return pl.DataFrame(
+            {
+                "node_id": [n.node_id for n in self.nodes],
+                "name": [n.name for n in self.nodes],
+                "description": [n.description for n in self.nodes],
+                "level": [n.level for n in self.nodes],
+                "parent_id": [n.parent_id for n in self.nodes],
+                "path": [" > ".join(n.path) for n in self.nodes],
+                "keywords": [list(n.keywords) for n in self.nodes],
+                "modality": [n.modality for n in self.nodes],
+                "is_leaf": [n.is_leaf for n in self.nodes],
+            },
+            schema={
+                "node_id": pl.String,
+                "name": pl.String,
+                "description": pl.String,
+                "level": pl.Int64,
+                "parent_id": pl.String,
+                "path": pl.String,
+                "keywords": pl.List(pl.String),
+                "modality": pl.String,
+                "is_leaf": pl.Boolean,
+            },
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-")
+    return s or "node"
+
+
+def _content_version(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()[:12]
+
+
+def parse_taxonomy(data: Any, *, source: str = "<taxonomy>", version: str | None = None) -> Taxonomy:
+    """Validate a taxonomy given as parsed YAML (a mapping with `skills`, or a list of nodes).
+
+    Raises `TaxonomyError` naming `source` and the path of the offending node.
+    """
+    if version is None:
+        version = _content_version(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str))
+    if isinstance(data, list):
+        data = {"skills": data}
+    if not isinstance(data, dict):
+        raise TaxonomyError(f"{source}: expected a mapping with a 'skills' list, got {type(data).__name__}")
+    unknown = set(data) - {"version", "name", "description", "skills"}
+    if unknown:
+        raise TaxonomyError(f"{source}: unknown top-level key(s) {sorted(unknown)}; expected 'skills'")
+    skills = data.get("skills")
+    if not isinstance(skills, list) or not skills:
+        raise TaxonomyError(f"{source}: 'skills' must be a non-empty list of nodes")
+
+    nodes: list[TaxonomyNode] = []
+    allowed = {"name", "description", "keywords", "children", "modality"}
+
+    def where(path: Sequence[str], pos: str) -> str:
+        shown = " > ".join(path) if path else pos
+        return f"{source}: node {shown!r} ({pos})"
+
+    def visit(raw: Any, pos: str, parent: TaxonomyNode | None) -> None:
+        ppath = parent.path if parent else ()
+        if not isinstance(raw, dict):
+            raise TaxonomyError(f"{where(ppath, pos)}: a node must be a mapping, got {type(raw).__name__}")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise TaxonomyError(f"{where(ppath, pos)}: missing or empty 'name'")
+        name = " ".join(name.split())
+        path = (*ppath, name)
+        bad = set(raw) - allowed
+        if bad:
+            raise TaxonomyError(f"{where(path, pos)}: unknown key(s) {sorted(bad)}; allowed {sorted(allowed)}")
+        desc = raw.get("description")
+        if not isinstance(desc, str) or not desc.strip():
+            raise TaxonomyError(f"{where(path, pos)}: missing or empty 'description'")
+        kws = raw.get("keywords") or []
+        if not isinstance(kws, list) or not all(isinstance(k, str | int | float) for k in kws):
+            raise TaxonomyError(f"{where(path, pos)}: 'keywords' must be a list of strings")
+        kws = tuple(dict.fromkeys(str(k).strip() for k in kws if str(k).strip()))
+        modality = raw.get("modality")
+        if modality is not None and modality != "image":
+            raise TaxonomyError(f"{where(path, pos)}: 'modality' must be 'image' when given, got {modality!r}")
+        modality = modality or (parent.modality if parent else None)
+        children = raw.get("children") or []
+        if not isinstance(children, list):
+            raise TaxonomyError(f"{where(path, pos)}: 'children' must be a list of nodes")
+        node_id = (parent.node_id + "/" if parent else "") + _slug(name)
+        node = TaxonomyNode(
+            node_id=node_id,
+            name=name,
+            description=" ".join(desc.split()),
+            keywords=kws,
+            level=len(path) - 1,
+            parent_id=parent.node_id if parent else None,
+            path=path,
+            modality=modality,
+            is_leaf=not children,
+        )
+        nodes.append(node)
+        seen: dict[str, int] = {}
+        for i, child in enumerate(children):
+            cpos = f"{pos}.children[{i}]"
+            cname = child.get("name") if isinstance(child, dict) else None
+            if isinstance(cname, str):
+                key = _slug(cname)
+                if key in seen:
+                    raise TaxonomyError(
+                        f"{where((*path, cname), cpos)}: duplicate sibling name "
+                        f"(same id as children[{seen[key]}])"
+                    )
+                seen[key] = i
+            visit(child, cpos, node)
+
+    seen_top: dict[str, int] = {}
+    for i, raw in enumerate(skills):
+        tname = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(tname, str):
+            key = _slug(tname)
+            if key in seen_top:
+                raise TaxonomyError(f"{where((tname,), f'skills[{i}]')}: duplicate top-level name")
+            seen_top[key] = i
+        visit(raw, f"skills[{i}]", None)
+    return Taxonomy(
+        name=str(data.get("name") or Path(source).stem),
+        version=version,
+        source=source,
+        nodes=nodes,
+    )
+
+
+_cache_lock = threading.Lock()
+_taxonomy_cache: dict[str, Taxonomy] = {}
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Load and validate a taxonomy YAML file (the packaged one by default)."""
+    p = Path(path) if path is not None else DEFAULT_TAXONOMY_PATH
+    try:
+        content = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TaxonomyError(f"{p}: cannot read taxonomy file: {e}") from e
+    version = _content_version(content)
+    key = f"{p.resolve()}:{version}"
+    with _cache_lock:
+        if key in _taxonomy_cache:
+            return _taxonomy_cache[key]
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as e:
+        raise TaxonomyError(f"{p}: invalid YAML: {e}") from e
+    tax = parse_taxonomy(data, source=str(p), version=version)
+    with _cache_lock:
+        _taxonomy_cache[key] = tax
+    return tax
+
+
+def _resolve(taxonomy: Taxonomy | str | Path | None) -> Taxonomy:
+    if isinstance(taxonomy, Taxonomy):
+        return taxonomy
+    return load_taxonomy(taxonomy)
+
+
+def taxonomy_version(taxonomy: Taxonomy | str | Path | None = None) -> str:
+    """Version of a taxonomy: the first 12 hex chars of the SHA-256 of its file content."""
+    return _resolve(taxonomy).version
+
+
+def taxonomy_frame(taxonomy: Taxonomy | str | Path | None = None) -> pl.DataFrame:
+    """The taxonomy flattened to one row per node (see `Taxonomy.frame`)."""
+    return _resolve(taxonomy).frame()
+
+
+# ---------------------------------------------------------------------------------------
+# Text preparation and keyword cues
+
+_TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+_WS = re.compile(r"\s+")
+
+
+def _norm_token(t: str) -> str:
+    # crude plural folding, applied identically to keywords and texts
+    if len(t) > 3 and t[-1] == "s" and t[-2] != "s" and t.isalpha():
+        return t[:-1]
+    return t
+
+
+def _tokens(text: str) -> list[str]:
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    return [_norm_token(t) for t in _TOKEN.findall(text)]
+
+
+def _token_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    low = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    toks, spans = [], []
+    for m in _TOKEN.finditer(low):
+        toks.append(_norm_token(m.group()))
+        spans.append(m.span())
+    return toks, spans
+
+
+@dataclass
+class _KeywordIndex:
+    """Keyword n-grams -> (node index, weight); matched by token n-gram lookup."""
+
+    grams: dict[tuple[str, ...], list[tuple[int, float]]]
+    prefixes: set[tuple[str, ...]]
+    max_len: int
+
+    @classmethod
+    def build(cls, tax: Taxonomy) -> _KeywordIndex:
+        owners: dict[tuple[str, ...], list[int]] = {}
+        for i, n in enumerate(tax.nodes):
+            for kw in n.keywords:
+                toks = tuple(_tokens(kw))
+                if not toks or len(toks) > 6:
+                    continue
+                if all(t in _STOPWORDS for t in toks):
+                    continue
+                if len(toks) == 1 and len(toks[0]) == 1 and toks[0].isascii() and toks[0].isalnum():
+                    continue  # single letters such as "x" match everywhere
+                lst = owners.setdefault(toks, [])
+                if i not in lst:
+                    lst.append(i)
+        grams: dict[tuple[str, ...], list[tuple[int, float]]] = {}
+        prefixes: set[tuple[str, ...]] = set()
+        for toks, idx in owners.items():
+            # shared cues are weaker; longer phrases are more specific
+            w = min(1.0, 0.5 + 0.25 * len(toks)) / float(np.sqrt(len(idx)))
+            grams[toks] = [(i, w) for i in idx]
+            for k in range(1, len(toks) + 1):
+                prefixes.add(toks[:k])
+        return cls(grams, prefixes, max((len(g) for g in grams), default=1))
+
+    def match(self, text: str) -> dict[int, list[tuple[float, int, int]]]:
+        """node index -> [(weight, char start, char end)] of cues found in `text`."""
+        toks, spans = _token_spans(text[:MAX_KEYWORD_CHARS])
+        found: dict[int, list[tuple[float, int, int]]] = {}
+        seen: set[tuple[str, ...]] = set()
+        n = len(toks)
+        for i in range(n):
+            for k in range(1, self.max_len + 1):
+                if i + k > n:
+                    break
+                g = tuple(toks[i : i + k])
+                if g not in self.prefixes:
+                    break
+                if g in self.grams and g not in seen:
+                    seen.add(g)
+                    s, e = spans[i][0], spans[i + k - 1][1]
+                    for node, w in self.grams[g]:
+                        found.setdefault(node, []).append((w, s, e))
+        return found
+
+
+def _clean(text: str | None) -> str:
+    return _WS.sub(" ", text or "").strip()
+
+
+def instance_text(question: str | None, options: Sequence[str] | None, max_chars: int = MAX_INSTANCE_CHARS) -> str:
+    """The text embedded for an instance: question and options, head and tail kept."""
+    q = _clean(question)
+    opts = [_clean(o) for o in (options or []) if o is not None and _clean(o)]
+    text = q
+    if opts:
+        text += " Options: " + "; ".join(opts)
+    if len(text) <= max_chars:
+        return text
+    # The subject usually shows at the start of a question and the actual ask at the end
+    # of the question (before the options); keep both.
+    head_n = int(max_chars * 0.6)
+    tail_n = max_chars - head_n - 5
+    tail_src = q if len(q) > head_n + tail_n else text
+    return text[:head_n].rstrip() + " ... " + tail_src[-tail_n:].lstrip()
+
+
+def metadata_hint(metadata: str | dict | None, hint_keys: Sequence[str] = DEFAULT_HINT_KEYS) -> str:
+    """Subject-like metadata values as one short text ('' when there are none)."""
+    if metadata is None:
+        return ""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata) if metadata.strip() else {}
+        except json.JSONDecodeError:
+            return ""
+    if not isinstance(metadata, dict):
+        return ""
+    keys = {k.lower(): k for k in metadata}
+    parts: list[str] = []
+    for hk in hint_keys:
+        k = keys.get(hk.lower())
+        if k is None:
+            continue
+        v = metadata[k]
+        vals = v if isinstance(v, list) else [v]
+        for x in vals:
+            if isinstance(x, str | int | float) and not isinstance(x, bool):
+                s = _clean(str(x).replace("_", " "))
+                if s.lower() not in _UNINFORMATIVE_HINTS and s not in parts:
+                    parts.append(s)
+    return "; ".join(parts)[:200]
+
+
+# ---------------------------------------------------------------------------------------
+# Node embeddings (cached per taxonomy version and embedder)
+
+_node_vec_cache: dict[tuple[str, str], np.ndarray] = {}
+
+
+def node_text(node: TaxonomyNode) -> str:
+    text = f"{node.name}: {node.description}"
+    if node.keywords:
+        text += " (" + ", ".join(node.keywords[:8]) + ")"
+    return text
+
+
+def _node_vectors(tax: Taxonomy, embedder) -> np.ndarray:
+    key = (tax.version, embedder.name)
+    with _cache_lock:
+        vec = _node_vec_cache.get(key)
+    if vec is None:
+        vec = np.asarray(embedder.encode([node_text(n) for n in tax.nodes]), dtype=np.float32)
+        with _cache_lock:
+            _node_vec_cache[key] = vec
+    return vec
+
+
+@dataclass(frozen=True)
+class _Structure:
+    parent: np.ndarray  # parent index, -1 at the top level
+    level: np.ndarray
+    path_weights: np.ndarray  # (m, m): row n = weights of n's ancestors-or-self, summing to 1
+    ancestors: list[frozenset[int]]  # ancestors-or-self
+    image: np.ndarray  # bool: node needs an image
+    candidate: np.ndarray  # bool: node may end a chosen path
+
+
+def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
+    m = len(tax.nodes)
+    parent = np.full(m, -1, dtype=np.int64)
+    level = np.zeros(m, dtype=np.int64)
+    for i, n in enumerate(tax.nodes):
+        level[i] = n.level
+        if n.parent_id is not None:
+            parent[i] = tax.index(n.parent_id)
+    weights = np.zeros((m, m), dtype=np.float32)
+    ancestors = []
+    for i in range(m):
+        chain = []
+        j = i
+        while j >= 0:
+            chain.append(j)
+            j = parent[j]
+        ancestors.append(frozenset(chain))
+        # deeper nodes weigh more: weight (1 + level) for each node on the path
+        for j in chain:
+            weights[i, j] = 1.0 + level[j]
+        weights[i] /= weights[i].sum()
+    top = int(level.max()) if m else 0
+    end_level = min(min_end_level, top)
+    candidate = level >= end_level
+    image = np.array([n.modality == "image" for n in tax.nodes], dtype=bool)
+    return _Structure(parent, level, weights, ancestors, image, candidate)
+
+
+# ---------------------------------------------------------------------------------------
+# The annotator
+
+
+@dataclass(frozen=True)
+class _Choice:
+    node: int
+    score: float
+
+
+def _select_paths(
+    path_scores: np.ndarray,
+    st: _Structure,
+    max_paths: int,
+    rel_threshold: float,
+    diversity: float,
+) -> list[_Choice]:
+    scores = np.where(st.candidate, np.round(path_scores, 5), -np.inf)
+    # stable sort: ties keep taxonomy order
+    order = np.argsort(-scores, kind="stable")
+    best = float(scores[order[0]])
+    chosen: list[_Choice] = [_Choice(int(order[0]), best)]
+    if max_paths <= 1:
+        return chosen
+    floor = best - abs(best) * (1.0 - rel_threshold)
+    # Only look at a bounded number of runners-up, re-ranking them for diversity.
+    pool = [int(i) for i in order[1 : 12 * max_paths + 1] if scores[i] >= floor]
+    while pool and len(chosen) < max_paths:
+        best_i, best_eff = -1, -np.inf
+        for i in pool:
+            anc = st.ancestors[i]
+            if any(c.node in anc or i in st.ancestors[c.node] for c in chosen):
+                continue
+            overlap = max(len(anc & st.ancestors[c.node]) / len(anc) for c in chosen)
+            eff = float(scores[i]) - diversity * overlap
+            if eff > best_eff:
+                best_i, best_eff = i, eff
+        if best_i < 0 or best_eff < floor:
+            break
+        chosen.append(_Choice(best_i, float(scores[best_i])))
+        pool.remove(best_i)
+    return chosen
+
+
+def _excerpt(text: str, start: int, end: int, width: int = 50) -> str:
+    s = max(0, start - width)
+    e = min(len(text), end + width)
+    out = _clean(text[s:e])
+    return ("..." if s > 0 else "") + out + ("..." if e < len(text) else "")
+
+
+def annotate_with_taxonomy(
+    instances: pl.DataFrame,
+    embedder,
+    taxonomy: Taxonomy | str | Path | None = None,
+    *,
+    max_paths: int = 3,
+    hint_keys: Sequence[str] = DEFAULT_HINT_KEYS,
+    hint_weight: float = 0.5,
+    keyword_weight: float = 0.08,
+    image_bonus: float = 0.08,
+    image_penalty: float = 0.15,
+    rel_threshold: float = 0.85,
+    diversity: float = 0.03,
+    min_end_level: int = 2,
+    max_chars: int = MAX_INSTANCE_CHARS,
+    batch_size: int = 64,
+    chunk_size: int = 4096,
+    progress: bool = False,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Map each instance to up to `max_paths` root-to-node paths of the taxonomy.
+
+    Returns (rationales, mentions) conforming to `schemas.RATIONALES` and `schemas.MENTIONS`.
+    `instances` follows `schemas.INSTANCES`; `embedder` has `.encode(list[str])` returning
+    unit vectors and a `.name`. See the module docstring for the scoring.
+    """
+    if max_paths < 1:
+        raise ValueError("max_paths must be at least 1")
+    tax = _resolve(taxonomy)
+    if instances.height == 0:
+        return conform(pl.DataFrame(), RATIONALES), conform(pl.DataFrame(), MENTIONS)
+    annotator_model = f"taxonomy:{tax.version}:{embedder.name}"
+    st = _structure(tax, min_end_level)
+    node_vecs = _node_vectors(tax, embedder)
+    kw_index = _KeywordIndex.build(tax)
+
+    cols = instances.columns
+    n = instances.height
+    uids = instances["uid"].to_list()
+    benchmarks = instances["benchmark"].to_list() if "benchmark" in cols else [None] * n
+    questions = instances["question"].to_list() if "question" in cols else [None] * n
+    options = instances["options"].to_list() if "options" in cols else [None] * n
+    images = instances["image"].to_list() if "image" in cols else [None] * n
+    metas = instances["metadata"].to_list() if "metadata" in cols else [None] * n
+
+    rat_rows: list[dict] = []
+    men_rows: list[dict] = []
+    for c0 in range(0, n, chunk_size):
+        c1 = min(n, c0 + chunk_size)
+        texts = [instance_text(questions[i], options[i], max_chars) for i in range(c0, c1)]
+        hints = [metadata_hint(metas[i], hint_keys) for i in range(c0, c1)]
+        # Embed each distinct text once, in a fixed (sorted) order.
+        uniq_texts = sorted({t for t in texts if t})
+        uniq_hints = sorted({h for h in hints if h})
+        tvec = _encode(embedder, uniq_texts, batch_size, progress)
+        hvec = _encode(embedder, uniq_hints, batch_size, False)
+        t_pos = {t: k for k, t in enumerate(uniq_texts)}
+        h_pos = {h: k for k, h in enumerate(uniq_hints)}
+        t_sims = tvec @ node_vecs.T if len(uniq_texts) else np.zeros((0, len(tax)), np.float32)
+        h_sims = hvec @ node_vecs.T if len(uniq_hints) else np.zeros((0, len(tax)), np.float32)
+
+        for j, i in enumerate(range(c0, c1)):
+            uid, bench = uids[i], benchmarks[i]
+            text, hint = texts[j], hints[j]
+            if not text:
+                rat_rows.append(
+                    {
+                        "uid": uid,
+                        "benchmark": bench,
+                        "rationale": "",
+                        "n_steps": 0,
+                        "error": "instance has no question text",
+                    }
+                )
+                continue
+            score = t_sims[t_pos[text]].astype(np.float64)
+            if hint:
+                score = (1.0 - hint_weight) * score + hint_weight * h_sims[h_pos[hint]]
+            full_text = _clean(questions[i]) + (
+                " " + " ".join(_clean(o) for o in options[i] if o) if options[i] else ""
+            )
+            cues = kw_index.match(full_text)
+            if cues:
+                kw = np.zeros(len(tax), dtype=np.float64)
+                for node, hits in cues.items():
+                    kw[node] = 1.0 - np.exp(-sum(w for w, _, _ in hits))
+                score = score + keyword_weight * kw
+            has_image = bool(images[i])
+            if st.image.any():
+                score = score + np.where(st.image, image_bonus if has_image else -image_penalty, 0.0)
+            path_scores = st.path_weights.astype(np.float64) @ score
+            chosen = _select_paths(path_scores, st, max_paths, rel_threshold, diversity)
+
+            lines = []
+            for step, ch in enumerate(chosen):
+                lineage = tax.lineage(tax.nodes[ch.node].node_id)
+                step_cues = []
+                for a in lineage:
+                    for _w, s, e in cues.get(tax.index(a.node_id), []):
+                        if full_text[s:e] not in step_cues:
+                            step_cues.append(full_text[s:e])
+                if step_cues:
+                    first = min(
+                        (s, e)
+                        for a in lineage
+                        for _w, s, e in cues.get(tax.index(a.node_id), [])
+                    )
+                    evidence = "cues " + ", ".join(f'"{c}"' for c in step_cues[:4])
+                    step_span = evidence + ' in "' + _excerpt(full_text, *first) + '"'
+                else:
+                    step_span = 'question: "' + _excerpt(full_text, 0, 0, 100) + '"'
+                if hint:
+                    step_span += f'; metadata: "{hint}"'
+                for a in lineage:
+                    node_cues = [full_text[s:e] for _w, s, e in cues.get(tax.index(a.node_id), [])]
+                    span = (
+                        "cues " + ", ".join(f'"{c}"' for c in dict.fromkeys(node_cues))
+                        if node_cues
+                        else step_span
+                    )
+                    men_rows.append(
+                        {
+                            "uid": uid,
+                            "benchmark": bench,
+                            "step": step,
+                            "level": a.level,
+                            "skill_name": a.name,
+                            "span": span,
+                        }
+                    )
+                leaf = lineage[-1]
+                lines.append(
+                    f"Step {step + 1}: {leaf.name} - {leaf.description} "
+                    f"({' > '.join(leaf.path)}; score {ch.score:.3f}; {step_span})"
+                )
+            rat_rows.append(
+                {
+                    "uid": uid,
+                    "benchmark": bench,
+                    "rationale": "\n".join(lines),
+                    "n_steps": len(chosen),
+                    "error": None,
+                }
+            )
+
+    rationales = pl.DataFrame(
+        rat_rows,
+        schema={
+            "uid": pl.String,
+            "benchmark": pl.String,
+            "rationale": pl.String,
+            "n_steps": pl.Int64,
+            "error": pl.String,
+        },
+    ).with_columns(
+        provenance=pl.lit("taxonomy"),
+        annotator_model=pl.lit(annotator_model),
+        prompt_version=pl.lit(tax.version),
+        call_id=pl.lit(None, dtype=pl.String),
+        extracted_answer=pl.lit(None, dtype=pl.String),
+    )
+    mentions = pl.DataFrame(
+        men_rows,
+        schema={
+            "uid": pl.String,
+            "benchmark": pl.String,
+            "step": pl.Int64,
+            "level": pl.Int64,
+            "skill_name": pl.String,
+            "span": pl.String,
+        },
+    ).with_columns(provenance=pl.lit("taxonomy"))
+    return conform(rationales, RATIONALES), conform(mentions, MENTIONS)
+
+
+def _encode(embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    try:
+        vec = embedder.encode(texts, batch_size=batch_size, progress=progress)
+    except TypeError:  # embedders with the minimal encode(texts) signature
+        vec = embedder.encode(texts)
+    return np.asarray(vec, dtype=np.float32)

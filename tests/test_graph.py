@@ -1,0 +1,156 @@
+"""The real graph on a small project: real Dagster instance, Parquet, LanceDB, embedder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from skill_assets.registry import RegistryError, load_project
+from skill_assets.runner import read_asset, run_project
+from tests.conftest import write_project
+
+REPO = Path(__file__).resolve().parents[1]
+ALL = {
+    "benchmark_instances",
+    "model_results",
+    "rationales",
+    "skill_mentions",
+    "skill_embeddings",
+    "skill_slices",
+    "slice_accuracy",
+    "skill_insights",
+    "routing_policy",
+    "routing_evaluation",
+}
+
+
+@pytest.fixture(scope="module")
+def ran_project(tmp_path_factory):
+    root = write_project(tmp_path_factory.mktemp("graph") / "proj")
+    summary = run_project(root, progress=False)
+    return root, summary
+
+
+def test_full_run_materializes_every_asset(ran_project):
+    root, summary = ran_project
+    assert set(summary["materialized"]) == ALL
+    assert summary["llm_calls"]["made"] == 0
+    r = summary["routing"]
+    assert r["n"] == 120
+    assert 0 <= r["best_single"] <= r["oracle"] <= 1
+    assert r["metadata_router"] is not None
+    project = load_project(root)
+    slices = read_asset(project, "skill_slices")
+    assert slices.height > 0 and set(slices["level"].unique().to_list()) >= {0, 1}
+    # every non-root slice points at an existing slice one level up
+    ids = dict(zip(slices["skill_id"].to_list(), slices["level"].to_list(), strict=True))
+    for sid, parent, level in slices.select("skill_id", "parent_id", "level").iter_rows():
+        if level > 0:
+            assert parent in ids and ids[parent] == level - 1, sid
+    acc = read_asset(project, "slice_accuracy")
+    assert set(acc["model"].unique().to_list()) == {"alpha", "beta"}
+    assert (acc["ci_low"] <= acc["accuracy"]).all() and (acc["accuracy"] <= acc["ci_high"]).all()
+    # state stays inside the project
+    assert (root / ".skill-slices" / "assets").is_dir()
+    assert (root / ".skill-slices" / "lancedb").is_dir()
+    assert (root / ".skill-slices" / "dagster" / "dagster.yaml").is_file()
+
+
+def test_planted_difference_is_found(ran_project):
+    """alpha is planted strong on arithmetic, beta on chemistry: both must surface."""
+    root, _ = ran_project
+    ins = read_asset(load_project(root), "skill_insights")
+    assert ins.height > 0
+    pair = ins.filter(pl.col("kind") == "pairwise").sort("q")
+    assert pair.height > 0
+    assert pair["q"][0] < 0.05
+    assert {"insight_id", "effect", "n", "ci_low", "ci_high", "p", "q"} <= set(ins.columns)
+    assert ins["insight_id"].n_unique() == ins.height
+
+
+def test_second_run_materializes_nothing(ran_project):
+    root, _ = ran_project
+    again = run_project(root, progress=False)
+    assert again["materialized"] == []
+    assert again["llm_calls"]["made"] == 0
+
+
+def test_adding_a_model_does_not_reannotate(ran_project):
+    root, _ = ran_project
+    res = root / "results" / "all.jsonl"
+    rows = [json.loads(x) for x in res.read_text().splitlines()]
+    extra = [dict(r, model="gamma") for r in rows if r["model"] == "alpha"]
+    (root / "results" / "gamma.jsonl").write_text("\n".join(json.dumps(r) for r in extra) + "\n")
+    reg = root / "skill-slices.yaml"
+    reg.write_text(
+        reg.read_text().replace(
+            "slices:", "  - name: gamma\n    results: results/gamma.jsonl\nslices:"
+        )
+    )
+    summary = run_project(root, progress=False)
+    assert "rationales" not in summary["materialized"]
+    assert "skill_slices" not in summary["materialized"]
+    assert "skill_embeddings" not in summary["materialized"]
+    assert {"model_results", "slice_accuracy", "skill_insights", "routing_evaluation"} <= set(
+        summary["materialized"]
+    )
+    acc = read_asset(load_project(root), "slice_accuracy")
+    assert "gamma" in acc["model"].unique().to_list()
+
+
+def test_bad_results_file_fails_cleanly_before_writing(tmp_path):
+    root = write_project(tmp_path / "bad")
+    (root / "results" / "all.jsonl").write_text(
+        '{"instance_id": "nope", "model": "alpha", "correct": 1}\n'
+    )
+    with pytest.raises(RegistryError, match="unknown instance_id 'nope'"):
+        run_project(root, progress=False)
+    assert not (root / ".skill-slices" / "assets").exists()
+
+
+def _cli(*args, cwd=REPO, env=None):
+    exe = Path(sys.executable).parent / "skill-slices"
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, env=env or os.environ.copy()
+    )
+
+
+def test_cli_error_is_one_line_and_nonzero(tmp_path):
+    root = write_project(tmp_path / "p")
+    (root / "skill-slices.yaml").write_text("benchmarks:\n  - name: b\n    path: nowhere.jsonl\n")
+    out = _cli("run", "--project", str(root))
+    assert out.returncode != 0
+    lines = [x for x in out.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "nowhere.jsonl" in lines[0] and "benchmarks[0].path" in lines[0]
+
+
+def test_cli_insights_report_route(ran_project):
+    root, _ = ran_project
+    out = _cli("insights", "--project", str(root), "--json", "--all")
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) > 0
+    out = _cli("report", "--project", str(root))
+    assert out.returncode == 0, out.stderr
+    html = Path(out.stdout.strip()).read_text()
+    assert "<img" in html and "data:image/png;base64" in html
+    out = _cli("route", "What is 12 plus 30?", "--project", str(root), "--json")
+    assert out.returncode == 0, out.stderr
+    decision = json.loads(out.stdout)
+    assert decision["model"] in {"alpha", "beta", "gamma"}
+
+
+def test_definitions_validate():
+    exe = Path(sys.executable).parent / "dagster"
+    out = subprocess.run(
+        [str(exe), "definitions", "validate", "-f", "definitions.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
