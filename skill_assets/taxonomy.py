@@ -497,7 +497,7 @@ def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
         level[i] = n.level
         if n.parent_id is not None:
             parent[i] = tax.index(n.parent_id)
-    weights = np.zeros((m, m), dtype=np.float32)
+    weights = np.zeros((m, m), dtype=np.float64)
     ancestors = []
     for i in range(m):
         chain = []
@@ -529,35 +529,45 @@ class _Choice:
 
 def _select_paths(
     path_scores: np.ndarray,
+    allowed: np.ndarray,
     st: _Structure,
     max_paths: int,
     rel_threshold: float,
     diversity: float,
+    chosen: list[_Choice] | None = None,
 ) -> list[_Choice]:
-    scores = np.where(st.candidate, np.round(path_scores, 5), -np.inf)
-    # stable sort: ties keep taxonomy order
-    order = np.argsort(-scores, kind="stable")
-    best = float(scores[order[0]])
-    chosen: list[_Choice] = [_Choice(int(order[0]), best)]
-    if max_paths <= 1:
+    """Greedy choice of up to `max_paths` paths among `allowed` candidate end nodes.
+
+    The best path is always taken (unless `chosen` already holds paths); runners-up must
+    score within `rel_threshold` of the best allowed path, must not be an ancestor or a
+    descendant of a chosen path, and lose `diversity` times the share of their path that
+    they have in common with a chosen one.
+    """
+    chosen = list(chosen or [])
+    mask = st.candidate & allowed
+    if not mask.any() or max_paths <= 0:
         return chosen
+    scores = np.where(mask, np.round(path_scores, 5), -np.inf)
+    order = np.argsort(-scores, kind="stable")  # ties keep taxonomy order
+    best = float(scores[order[0]])
     floor = best - abs(best) * (1.0 - rel_threshold)
-    # Only look at a bounded number of runners-up, re-ranking them for diversity.
-    pool = [int(i) for i in order[1 : 12 * max_paths + 1] if scores[i] >= floor]
-    while pool and len(chosen) < max_paths:
+    pool = [int(i) for i in order[: 12 * max_paths] if scores[i] >= floor]
+    taken = 0
+    while pool and taken < max_paths:
         best_i, best_eff = -1, -np.inf
         for i in pool:
             anc = st.ancestors[i]
             if any(c.node in anc or i in st.ancestors[c.node] for c in chosen):
                 continue
-            overlap = max(len(anc & st.ancestors[c.node]) / len(anc) for c in chosen)
+            overlap = max((len(anc & st.ancestors[c.node]) / len(anc) for c in chosen), default=0.0)
             eff = float(scores[i]) - diversity * overlap
             if eff > best_eff:
                 best_i, best_eff = i, eff
-        if best_i < 0 or best_eff < floor:
+        if best_i < 0 or (taken > 0 and best_eff < floor):
             break
         chosen.append(_Choice(best_i, float(scores[best_i])))
         pool.remove(best_i)
+        taken += 1
     return chosen
 
 
@@ -577,7 +587,6 @@ def annotate_with_taxonomy(
     hint_keys: Sequence[str] = DEFAULT_HINT_KEYS,
     hint_weight: float = 0.5,
     keyword_weight: float = 0.08,
-    image_bonus: float = 0.08,
     image_penalty: float = 0.15,
     rel_threshold: float = 0.85,
     diversity: float = 0.03,
@@ -654,11 +663,20 @@ def annotate_with_taxonomy(
                 for node, hits in cues.items():
                     kw[node] = 1.0 - np.exp(-sum(w for w, _, _ in hits))
                 score = score + keyword_weight * kw
-            has_image = bool(images[i])
-            if st.image.any():
-                score = score + np.where(st.image, image_bonus if has_image else -image_penalty, 0.0)
-            path_scores = st.path_weights.astype(np.float64) @ score
-            chosen = _select_paths(path_scores, st, max_paths, rel_threshold, diversity)
+            has_image = bool(images[i]) and bool(st.image.any())
+            if not has_image:
+                score = score - np.where(st.image, image_penalty, 0.0)
+            path_scores = st.path_weights @ score
+            if has_image:
+                # Read the picture first (one visual skill), then reason (the other steps).
+                chosen = _select_paths(path_scores, st.image, st, 1, rel_threshold, diversity)
+                chosen = _select_paths(
+                    path_scores, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen
+                )
+            else:
+                chosen = _select_paths(
+                    path_scores, np.ones(len(tax), dtype=bool), st, max_paths, rel_threshold, diversity
+                )
 
             lines = []
             for step, ch in enumerate(chosen):
