@@ -232,6 +232,57 @@ def route(question: str, project_dir: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("insight_id")
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="The same chain as one JSON object.")
+def explain(insight_id: str, project_dir: str, as_json: bool) -> None:
+    """Print the evidence chain of an insight: finding, slice, instances, spans, LLM call."""
+    from skill_assets.lineage import explain as build
+    from skill_assets.lineage import format_explanation, to_json
+    from skill_assets.registry import load_project
+
+    ex = build(load_project(project_dir), insight_id)
+    click.echo(to_json(ex) if as_json else format_explanation(ex))
+
+
+@main.group()
+def cache() -> None:
+    """Export or import the LLM call cache (JSONL), e.g. to replay a recorded run offline."""
+
+
+@cache.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@project_option
+def cache_export(path: str, project_dir: str) -> None:
+    """Write every cached call of the project to PATH (JSONL; keys are never stored)."""
+    from skill_assets.registry import load_project
+
+    project = load_project(project_dir)
+    from resources.call_cache import CallCache
+
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    n = CallCache(project.call_cache_path).export_jsonl(path)
+    click.echo(json.dumps({"exported": n, "path": str(Path(path).resolve())}))
+
+
+@cache.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@project_option
+def cache_import(path: str, project_dir: str) -> None:
+    """Add the calls in PATH (from `cache export`) to the project's cache; idempotent."""
+    from resources.call_cache import CallCache
+    from skill_assets.registry import load_project
+
+    project = load_project(project_dir)
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        n = CallCache(project.call_cache_path).import_jsonl(path)
+    except ValueError as e:
+        raise RegistryError(str(e)) from None
+    click.echo(json.dumps({"imported": n}))
+
+
+@main.command()
 @project_option
 @click.option("--port", type=int, default=3000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)

@@ -428,31 +428,32 @@ def instance_text(question: str | None, options: Sequence[str] | None, max_chars
     return text[:head_n].rstrip() + " ... " + tail_src[-tail_n:].lstrip()
 
 
-def metadata_hint(metadata: str | dict | None, hint_keys: Sequence[str] = DEFAULT_HINT_KEYS) -> str:
-    """Subject-like metadata values as one short text ('' when there are none)."""
+def metadata_hints(
+    metadata: str | dict | None, hint_keys: Sequence[str] = DEFAULT_HINT_KEYS
+) -> list[str]:
+    """Subject-like metadata values (e.g. ``category``, ``task``), in `hint_keys` order."""
     if metadata is None:
-        return ""
+        return []
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata) if metadata.strip() else {}
         except json.JSONDecodeError:
-            return ""
+            return []
     if not isinstance(metadata, dict):
-        return ""
-    keys = {k.lower(): k for k in metadata}
+        return []
+    keys = {str(k).lower(): k for k in metadata}
     parts: list[str] = []
     for hk in hint_keys:
         k = keys.get(hk.lower())
         if k is None:
             continue
         v = metadata[k]
-        vals = v if isinstance(v, list) else [v]
-        for x in vals:
+        for x in v if isinstance(v, list) else [v]:
             if isinstance(x, str | int | float) and not isinstance(x, bool):
-                s = _clean(str(x).replace("_", " "))
-                if s.lower() not in _UNINFORMATIVE_HINTS and s not in parts:
-                    parts.append(s)
-    return "; ".join(parts)[:200]
+                h = _clean(str(x).replace("_", " "))[:100]
+                if h.lower() not in _UNINFORMATIVE_HINTS and h not in parts:
+                    parts.append(h)
+    return parts[:8]
 
 
 # ---------------------------------------------------------------------------------------
@@ -535,13 +536,14 @@ def _select_paths(
     rel_threshold: float,
     diversity: float,
     chosen: list[_Choice] | None = None,
+    min_score: float = -np.inf,
 ) -> list[_Choice]:
     """Greedy choice of up to `max_paths` paths among `allowed` candidate end nodes.
 
     The best path is always taken (unless `chosen` already holds paths); runners-up must
     score within `rel_threshold` of the best allowed path, must not be an ancestor or a
     descendant of a chosen path, and lose `diversity` times the share of their path that
-    they have in common with a chosen one.
+    they have in common with a chosen one. No path scoring below `min_score` is taken.
     """
     chosen = list(chosen or [])
     mask = st.candidate & allowed
@@ -563,7 +565,7 @@ def _select_paths(
             eff = float(scores[i]) - diversity * overlap
             if eff > best_eff:
                 best_i, best_eff = i, eff
-        if best_i < 0 or (taken > 0 and best_eff < floor):
+        if best_i < 0 or (taken > 0 and best_eff < floor) or scores[best_i] < min_score:
             break
         chosen.append(_Choice(best_i, float(scores[best_i])))
         pool.remove(best_i)
@@ -589,18 +591,28 @@ def annotate_with_taxonomy(
     keyword_weight: float = 0.08,
     image_penalty: float = 0.15,
     rel_threshold: float = 0.85,
+    visual_floor: float = 0.6,
     diversity: float = 0.03,
     min_end_level: int = 2,
     max_chars: int = MAX_INSTANCE_CHARS,
     batch_size: int = 64,
-    chunk_size: int = 4096,
+    chunk_size: int = 2048,
     progress: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Map each instance to up to `max_paths` root-to-node paths of the taxonomy.
 
     Returns (rationales, mentions) conforming to `schemas.RATIONALES` and `schemas.MENTIONS`.
     `instances` follows `schemas.INSTANCES`; `embedder` has `.encode(list[str])` returning
-    unit vectors and a `.name`. See the module docstring for the scoring.
+    unit vectors and a `.name`. Scoring (see the module docstring):
+
+    - `hint_weight`: share of the metadata-hint similarity in a node's semantic score;
+    - `keyword_weight`: bonus for a node whose keyword cues occur in the instance;
+    - `image_penalty`: subtracted from ``modality: image`` nodes when there is no image;
+    - `rel_threshold`: a further path must score at least this fraction of the best one;
+    - `visual_floor`: with an image, the reasoning steps that follow the visual step must
+      score at least this fraction of the visual step;
+    - `diversity`: penalty for sharing ancestors with an already chosen path;
+    - `min_end_level`: chosen paths end at this level or deeper.
     """
     if max_paths < 1:
         raise ValueError("max_paths must be at least 1")
@@ -611,36 +623,61 @@ def annotate_with_taxonomy(
     st = _structure(tax, min_end_level)
     node_vecs = _node_vectors(tax, embedder)
     kw_index = _KeywordIndex.build(tax)
+    m = len(tax)
+    everything = np.ones(m, dtype=bool)
+    has_image_nodes = bool(st.image.any())
 
-    cols = instances.columns
     n = instances.height
-    uids = instances["uid"].to_list()
-    benchmarks = instances["benchmark"].to_list() if "benchmark" in cols else [None] * n
-    questions = instances["question"].to_list() if "question" in cols else [None] * n
-    options = instances["options"].to_list() if "options" in cols else [None] * n
-    images = instances["image"].to_list() if "image" in cols else [None] * n
-    metas = instances["metadata"].to_list() if "metadata" in cols else [None] * n
+    cols = instances.columns
+
+    def col(name: str) -> list:
+        return instances[name].to_list() if name in cols else [None] * n
+
+    uids, benchmarks = col("uid"), col("benchmark")
+    questions, options, images, metas = col("question"), col("options"), col("image"), col("metadata")
 
     rat_rows: list[dict] = []
     men_rows: list[dict] = []
     for c0 in range(0, n, chunk_size):
-        c1 = min(n, c0 + chunk_size)
-        texts = [instance_text(questions[i], options[i], max_chars) for i in range(c0, c1)]
-        hints = [metadata_hint(metas[i], hint_keys) for i in range(c0, c1)]
+        rows = range(c0, min(n, c0 + chunk_size))
+        texts = [instance_text(questions[i], options[i], max_chars) for i in rows]
+        hints = [metadata_hints(metas[i], hint_keys) for i in rows]
         # Embed each distinct text once, in a fixed (sorted) order.
         uniq_texts = sorted({t for t in texts if t})
-        uniq_hints = sorted({h for h in hints if h})
-        tvec = _encode(embedder, uniq_texts, batch_size, progress)
-        hvec = _encode(embedder, uniq_hints, batch_size, False)
+        uniq_hints = sorted({h for hs in hints for h in hs})
         t_pos = {t: k for k, t in enumerate(uniq_texts)}
         h_pos = {h: k for k, h in enumerate(uniq_hints)}
-        t_sims = tvec @ node_vecs.T if len(uniq_texts) else np.zeros((0, len(tax)), np.float32)
-        h_sims = hvec @ node_vecs.T if len(uniq_hints) else np.zeros((0, len(tax)), np.float32)
+        t_sims = _encode(embedder, uniq_texts, node_vecs, batch_size, progress) @ node_vecs.T
+        h_sims = _encode(embedder, uniq_hints, node_vecs, batch_size, False) @ node_vecs.T
 
-        for j, i in enumerate(range(c0, c1)):
+        scores = np.zeros((len(rows), m), dtype=np.float64)
+        cue_list = []
+        full_texts = []
+        for j, i in enumerate(rows):
+            if not texts[j]:
+                cue_list.append({})
+                full_texts.append("")
+                continue
+            sc = t_sims[t_pos[texts[j]]].astype(np.float64)
+            if hints[j]:
+                hs = h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
+                sc = (1.0 - hint_weight) * sc + hint_weight * hs
+            full = _clean(questions[i])
+            if options[i]:
+                full += " " + " ".join(_clean(o) for o in options[i] if o)
+            cues = kw_index.match(full)
+            for node, hits in cues.items():
+                sc[node] += keyword_weight * (1.0 - np.exp(-sum(w for w, _, _ in hits)))
+            if has_image_nodes and not images[i]:
+                sc[st.image] -= image_penalty
+            scores[j] = sc
+            cue_list.append(cues)
+            full_texts.append(full)
+        path_scores = scores @ st.path_weights.T
+
+        for j, i in enumerate(rows):
             uid, bench = uids[i], benchmarks[i]
-            text, hint = texts[j], hints[j]
-            if not text:
+            if not texts[j]:
                 rat_rows.append(
                     {
                         "uid": uid,
@@ -651,80 +688,24 @@ def annotate_with_taxonomy(
                     }
                 )
                 continue
-            score = t_sims[t_pos[text]].astype(np.float64)
-            if hint:
-                score = (1.0 - hint_weight) * score + hint_weight * h_sims[h_pos[hint]]
-            full_text = _clean(questions[i]) + (
-                " " + " ".join(_clean(o) for o in options[i] if o) if options[i] else ""
-            )
-            cues = kw_index.match(full_text)
-            if cues:
-                kw = np.zeros(len(tax), dtype=np.float64)
-                for node, hits in cues.items():
-                    kw[node] = 1.0 - np.exp(-sum(w for w, _, _ in hits))
-                score = score + keyword_weight * kw
-            has_image = bool(images[i]) and bool(st.image.any())
-            if not has_image:
-                score = score - np.where(st.image, image_penalty, 0.0)
-            path_scores = st.path_weights @ score
-            if has_image:
+            ps = path_scores[j]
+            if has_image_nodes and images[i]:
                 # Read the picture first (one visual skill), then reason (the other steps).
-                chosen = _select_paths(path_scores, st.image, st, 1, rel_threshold, diversity)
+                chosen = _select_paths(ps, st.image, st, 1, rel_threshold, diversity)
+                floor = chosen[0].score - abs(chosen[0].score) * (1.0 - visual_floor)
                 chosen = _select_paths(
-                    path_scores, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen
+                    ps, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen, floor
                 )
             else:
-                chosen = _select_paths(
-                    path_scores, np.ones(len(tax), dtype=bool), st, max_paths, rel_threshold, diversity
-                )
-
-            lines = []
-            for step, ch in enumerate(chosen):
-                lineage = tax.lineage(tax.nodes[ch.node].node_id)
-                step_cues = []
-                for a in lineage:
-                    for _w, s, e in cues.get(tax.index(a.node_id), []):
-                        if full_text[s:e] not in step_cues:
-                            step_cues.append(full_text[s:e])
-                if step_cues:
-                    first = min(
-                        (s, e)
-                        for a in lineage
-                        for _w, s, e in cues.get(tax.index(a.node_id), [])
-                    )
-                    evidence = "cues " + ", ".join(f'"{c}"' for c in step_cues[:4])
-                    step_span = evidence + ' in "' + _excerpt(full_text, *first) + '"'
-                else:
-                    step_span = 'question: "' + _excerpt(full_text, 0, 0, 100) + '"'
-                if hint:
-                    step_span += f'; metadata: "{hint}"'
-                for a in lineage:
-                    node_cues = [full_text[s:e] for _w, s, e in cues.get(tax.index(a.node_id), [])]
-                    span = (
-                        "cues " + ", ".join(f'"{c}"' for c in dict.fromkeys(node_cues))
-                        if node_cues
-                        else step_span
-                    )
-                    men_rows.append(
-                        {
-                            "uid": uid,
-                            "benchmark": bench,
-                            "step": step,
-                            "level": a.level,
-                            "skill_name": a.name,
-                            "span": span,
-                        }
-                    )
-                leaf = lineage[-1]
-                lines.append(
-                    f"Step {step + 1}: {leaf.name} - {leaf.description} "
-                    f"({' > '.join(leaf.path)}; score {ch.score:.3f}; {step_span})"
-                )
+                chosen = _select_paths(ps, everything, st, max_paths, rel_threshold, diversity)
+            rationale = _emit(
+                tax, chosen, cue_list[j], full_texts[j], hints[j], uid, bench, men_rows
+            )
             rat_rows.append(
                 {
                     "uid": uid,
                     "benchmark": bench,
-                    "rationale": "\n".join(lines),
+                    "rationale": rationale,
                     "n_steps": len(chosen),
                     "error": None,
                 }
@@ -760,9 +741,63 @@ def annotate_with_taxonomy(
     return conform(rationales, RATIONALES), conform(mentions, MENTIONS)
 
 
-def _encode(embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+def _quote_cues(found: list[str]) -> str:
+    return "cues " + ", ".join(f'"{c}"' for c in found[:4])
+
+
+def _emit(
+    tax: Taxonomy,
+    chosen: list[_Choice],
+    cues: dict[int, list[tuple[float, int, int]]],
+    full_text: str,
+    hints: list[str],
+    uid: str,
+    bench: str | None,
+    men_rows: list[dict],
+) -> str:
+    """Append the mentions of the chosen paths to `men_rows`; return the rationale text."""
+    lines = []
+    for step, ch in enumerate(chosen):
+        lineage = tax.lineage(tax.nodes[ch.node].node_id)
+        hits = [h for a in lineage for h in cues.get(tax.index(a.node_id), [])]
+        if hits:
+            found = list(dict.fromkeys(full_text[s:e] for _w, s, e in hits))
+            s0, e0 = min((s, e) for _w, s, e in hits)
+            step_span = f'{_quote_cues(found)} in "{_excerpt(full_text, s0, e0)}"'
+        else:
+            step_span = f'question: "{_excerpt(full_text, 0, 0, 100)}"'
+        if hints:
+            step_span += "; metadata: " + ", ".join(f'"{h}"' for h in hints)
+        for a in lineage:
+            own = cues.get(tax.index(a.node_id), [])
+            span = (
+                _quote_cues(list(dict.fromkeys(full_text[s:e] for _w, s, e in own)))
+                if own
+                else step_span
+            )
+            men_rows.append(
+                {
+                    "uid": uid,
+                    "benchmark": bench,
+                    "step": step,
+                    "level": a.level,
+                    "skill_name": a.name,
+                    "span": span,
+                }
+            )
+        leaf = lineage[-1]
+        lines.append(
+            f"Step {step + 1}: {leaf.name} - {leaf.description} "
+            f"({' > '.join(leaf.path)}; score {ch.score:.3f}; {step_span})"
+        )
+    return "\n".join(lines)
+
+
+def _encode(
+    embedder, texts: list[str], like: np.ndarray, batch_size: int, progress: bool
+) -> np.ndarray:
     if not texts:
-        return np.zeros((0, 1), dtype=np.float32)
+        return np.zeros((0, like.shape[1]), dtype=np.float32)
     try:
         vec = embedder.encode(texts, batch_size=batch_size, progress=progress)
     except TypeError:  # embedders with the minimal encode(texts) signature

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import polars as pl
 
@@ -83,8 +84,6 @@ def test_llm_annotator_through_http(tmp_path):
         assert srv.count("/chat/completions") == distinct + 2
 
         # Wiping the assets (not the call cache) re-annotates entirely from the cache.
-        import shutil
-
         shutil.rmtree(project.assets_dir)
         shutil.rmtree(project.dagster_home)
         third = run_project(root, progress=False)
@@ -92,3 +91,44 @@ def test_llm_annotator_through_http(tmp_path):
         assert third["llm_calls"]["cached"] == n
         assert srv.count("/chat/completions") == distinct + 2
         assert json.dumps(third)  # summary is JSON-serialisable
+
+        # Lineage: an insight leads to its slice, instances, spans and the producing call.
+        ins = read_asset(project, "skill_insights")
+        iid = ins.sort("q", nulls_last=True)["insight_id"][0]
+        out = _cli("explain", iid, "--project", str(root), "--json")
+        assert out.returncode == 0, out.stderr
+        ex = json.loads(out.stdout)
+        assert ex["finding"]["insight_id"] == iid
+        assert ex["slice"]["member_names"]
+        first = ex["instances"][0]
+        assert first["steps"] and first["steps"][0]["span"]
+        assert first["call"]["provider"] == "openai-compatible"
+        assert first["call"]["model"] == "recorded-annotator"
+        text = _cli("explain", iid, "--project", str(root))
+        assert "finding " + iid in text.stdout and "call " in text.stdout
+
+        out = _cli("cache", "export", str(tmp_path / "calls.jsonl"), "--project", str(root))
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["exported"] == distinct
+
+    # The server is gone: a fresh copy of the project replays the recorded run offline.
+    copy = tmp_path / "replay"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".skill-slices"))
+    out = _cli("cache", "import", str(tmp_path / "calls.jsonl"), "--project", str(copy))
+    assert json.loads(out.stdout)["imported"] == distinct
+    replay = run_project(copy, progress=False)
+    assert replay["llm_calls"]["made"] == 0
+    assert replay["llm_calls"]["failed"] == 0
+    a = read_asset(load_project(root), "skill_insights")
+    b = read_asset(load_project(copy), "skill_insights")
+    assert a.equals(b)
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "skill-slices"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=os.environ.copy())
