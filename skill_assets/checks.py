@@ -7,16 +7,26 @@ from resources.project import ProjectResource
 from skill_assets.assets import annotate, benchmark_instances, routing_evaluation, skill_slices
 
 
+def _frame(value) -> pl.DataFrame:
+    """Checks may receive one partition's frame or a dict of partitions."""
+    if isinstance(value, dict):
+        frames = [v for v in value.values() if v is not None]
+        return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+    return value
+
+
 @asset_check(asset=benchmark_instances, blocking=True)
-def instance_ids_unique(benchmark_instances: pl.DataFrame) -> AssetCheckResult:
+def instance_ids_unique(benchmark_instances) -> AssetCheckResult:
     """No two instances share a uid."""
+    benchmark_instances = _frame(benchmark_instances)
     dup = benchmark_instances.height - benchmark_instances["uid"].n_unique()
     return AssetCheckResult(passed=dup == 0, metadata={"duplicates": dup})
 
 
 @asset_check(asset=annotate.keys_by_output_name["rationales"])
-def rationale_parse_rate(rationales: pl.DataFrame) -> AssetCheckResult:
+def rationale_parse_rate(rationales) -> AssetCheckResult:
     """At least 95% of instances got a usable rationale (warns below)."""
+    rationales = _frame(rationales)
     ok = rationales.filter(pl.col("error").is_null() & (pl.col("n_steps") > 0)).height
     rate = ok / max(rationales.height, 1)
     return AssetCheckResult(

@@ -89,6 +89,7 @@ _STOPWORDS = frozenset(
     other only also into out up down over under about so such very just""".split()
 )
 
+_DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) ** power
 MAX_INSTANCE_CHARS = 300  # embedded instance text: head + tail of question and options
 MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
 
@@ -507,9 +508,9 @@ def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
             chain.append(j)
             j = parent[j]
         ancestors.append(frozenset(chain))
-        # deeper nodes weigh more: weight (1 + level) for each node on the path
+        # deeper nodes weigh more: weight (1 + level) ** _DEPTH_POWER for each node on the path
         for j in chain:
-            weights[i, j] = 1.0 + level[j]
+            weights[i, j] = (1.0 + level[j]) ** _DEPTH_POWER
         weights[i] /= weights[i].sum()
     top = int(level.max()) if m else 0
     end_level = min(min_end_level, top)

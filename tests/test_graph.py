@@ -104,6 +104,67 @@ def test_adding_a_model_does_not_reannotate(ran_project):
     assert "gamma" in acc["model"].unique().to_list()
 
 
+def test_editing_a_results_file_refreshes_only_its_dependants(ran_project):
+    root, _ = ran_project
+    path = root / "results" / "gamma.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[0]["correct"] = 1 - rows[0]["correct"]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = run_project(root, progress=False)
+    assert set(summary["materialized"]) == {
+        "model_results",
+        "slice_accuracy",
+        "skill_insights",
+        "routing_policy",
+        "routing_evaluation",
+    }
+
+
+def test_adding_a_benchmark_annotates_and_embeds_only_whats_new(ran_project):
+    from dagster import AssetKey, DagsterInstance
+
+    root, _ = ran_project
+    new = [
+        {
+            "instance_id": f"bio-{i}",
+            "question": f"Which organelle produces most of the ATP in a cell, case {i}?",
+            "options": ["nucleus", "mitochondrion", "ribosome", "vacuole"],
+            "answer": "B",
+            "subject": "biology",
+        }
+        for i in range(8)
+    ]
+    (root / "data" / "bio.jsonl").write_text("\n".join(json.dumps(r) for r in new) + "\n")
+    reg = root / "skill-slices.yaml"
+    reg.write_text(
+        reg.read_text().replace("models:", "  - name: bio\n    path: data/bio.jsonl\nmodels:")
+    )
+    summary = run_project(root, progress=False)
+    assert {"benchmark_instances", "rationales", "skill_mentions", "skill_embeddings"} <= set(
+        summary["materialized"]
+    )
+    project = load_project(root)
+    instance = DagsterInstance.from_config(str(project.dagster_home))
+    # only the new benchmark's partition was annotated in this run
+    from dagster import AssetRecordsFilter
+
+    recs = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("rationales")), limit=100
+    ).records
+    parts = [r.partition_key for r in recs]
+    assert parts.count("bench") == 1 and parts.count("bio") == 1
+    emb = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("skill_embeddings")), limit=1
+    ).records[0]
+    md = emb.asset_materialization.metadata
+    names = read_asset(project, "skill_embeddings")
+    bench_names = set(
+        pl.read_parquet(project.assets_dir / "skill_mentions" / "bench.parquet")["skill_name"]
+    )
+    assert md["newly_embedded"].value == len(set(names["skill_name"]) - bench_names)
+    instance.dispose()
+
+
 def test_bad_results_file_fails_cleanly_before_writing(tmp_path):
     root = write_project(tmp_path / "bad")
     (root / "results" / "all.jsonl").write_text(
