@@ -1,0 +1,433 @@
+"""The packaged skill taxonomy and the offline taxonomy annotator (real MiniLM embedder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from resources.embedder import Embedder
+from skill_assets.schemas import INSTANCES, MENTIONS, RATIONALES, conform
+from skill_assets.taxonomy import (
+    DEFAULT_TAXONOMY_PATH,
+    TaxonomyError,
+    annotate_with_taxonomy,
+    instance_text,
+    load_taxonomy,
+    metadata_hints,
+    parse_taxonomy,
+    taxonomy_frame,
+    taxonomy_version,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+TOP_LEVEL = {
+    "Mathematical reasoning",
+    "Scientific knowledge",
+    "Logical reasoning",
+    "Reading comprehension",
+    "Language",
+    "Code reasoning",
+    "Visual reasoning",
+    "Social sciences & humanities knowledge",
+    "Professional knowledge",
+    "Everyday knowledge",
+}
+
+# (instance_id, question, options, image, metadata, expected top-level skill)
+CASES = [
+    (
+        "arith",
+        "Sam buys 3 notebooks for $4 each and a pen for $2. He pays with a $20 bill. "
+        "How much change does he get?",
+        None,
+        None,
+        {},
+        "Mathematical reasoning",
+    ),
+    (
+        "molar",
+        "What is the molar mass of sulfuric acid, H2SO4, in g/mol?",
+        ["96.06", "98.08", "100.1", "64.07"],
+        None,
+        {},
+        "Scientific knowledge",
+    ),
+    (
+        "python",
+        "What does the following Python code print?\n\ndef f(s):\n    return s[::-1].upper()\n\n"
+        "print(f('abc'))",
+        None,
+        None,
+        {},
+        "Code reasoning",
+    ),
+    (
+        "grammar",
+        "Which sentence uses correct subject-verb agreement?",
+        [
+            "The list of items are on the desk.",
+            "The list of items is on the desk.",
+            "The lists of items is on the desk.",
+        ],
+        None,
+        {},
+        "Language",
+    ),
+    (
+        "geo",
+        "What is the capital city of Australia?",
+        ["Sydney", "Melbourne", "Canberra", "Perth"],
+        None,
+        {},
+        "Everyday knowledge",
+    ),
+    (
+        "law",
+        "A state statute bans all political signs on residential lawns. A homeowner is fined "
+        "for displaying a campaign sign. Is the statute constitutional under the First "
+        "Amendment?",
+        None,
+        None,
+        {},
+        "Professional knowledge",
+    ),
+    (
+        "logic",
+        "All bloops are razzies. All razzies are lazzies. Which conclusion follows "
+        "necessarily from these premises?",
+        ["All bloops are lazzies", "All lazzies are bloops", "No bloops are lazzies"],
+        None,
+        {},
+        "Logical reasoning",
+    ),
+    (
+        "econ",
+        "If the central bank raises interest rates, what happens to aggregate demand and "
+        "inflation in the short run?",
+        None,
+        None,
+        {},
+        "Social sciences & humanities knowledge",
+    ),
+    (
+        "chart",
+        "What is the value of the tallest bar in the bar chart?",
+        None,
+        "images/chart.png",
+        {"context": "bar chart"},
+        "Visual reasoning",
+    ),
+    (
+        "reading",
+        "Read the passage. According to the passage, what is the author's main purpose in "
+        "describing the old lighthouse?",
+        None,
+        None,
+        {},
+        "Reading comprehension",
+    ),
+    (
+        "algebra",
+        "Solve for x: 3x + 7 = 22.",
+        None,
+        None,
+        {"subject": "algebra"},
+        "Mathematical reasoning",
+    ),
+]
+
+
+def _instances(cases=CASES) -> pl.DataFrame:
+    rows = [
+        {
+            "uid": f"hand/{iid}",
+            "benchmark": "hand",
+            "instance_id": iid,
+            "question": q,
+            "options": opts,
+            "answer": "",
+            "image": image,
+            "metadata": json.dumps(meta),
+        }
+        for iid, q, opts, image, meta, _ in cases
+    ]
+    return conform(pl.DataFrame(rows, schema_overrides={"options": pl.List(pl.String)}), INSTANCES)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="module")
+def annotated(embedder):
+    return annotate_with_taxonomy(_instances(), embedder, max_paths=3)
+
+
+# --- the taxonomy ------------------------------------------------------------------------
+
+
+def test_packaged_taxonomy_loads_and_is_large_and_deep():
+    tax = load_taxonomy()
+    assert len(tax) >= 400
+    assert tax.depth >= 4
+    df = taxonomy_frame()
+    assert df.height == len(tax)
+    assert df["node_id"].n_unique() == df.height
+    assert df["description"].str.strip_chars().str.len_chars().min() > 10
+    assert df["name"].str.strip_chars().str.len_chars().min() > 0
+    tops = set(df.filter(pl.col("level") == 0)["name"])
+    assert tops == TOP_LEVEL
+    # parents exist and sit one level up; paths end with the node's own name
+    by_id = {r["node_id"]: r for r in df.iter_rows(named=True)}
+    for r in df.iter_rows(named=True):
+        if r["parent_id"] is None:
+            assert r["level"] == 0
+        else:
+            assert by_id[r["parent_id"]]["level"] == r["level"] - 1
+        assert r["path"].split(" > ")[-1] == r["name"]
+    # every top-level skill has at least one path of four levels
+    deep_tops = {p.split(" > ")[0] for p in df.filter(pl.col("level") >= 3)["path"]}
+    assert deep_tops == TOP_LEVEL
+
+
+def test_taxonomy_names_are_unique_across_the_tree():
+    names = taxonomy_frame()["name"].str.to_lowercase()
+    dups = names.filter(names.is_duplicated()).unique().to_list()
+    assert not dups
+
+
+def test_taxonomy_version_is_content_hash():
+    v = taxonomy_version()
+    assert len(v) == 12 and all(c in "0123456789abcdef" for c in v)
+    import hashlib
+
+    assert v == hashlib.sha256(DEFAULT_TAXONOMY_PATH.read_bytes()).hexdigest()[:12]
+
+
+def test_malformed_taxonomy_names_the_node(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "skills:\n"
+        "  - name: Top\n"
+        "    description: A top skill.\n"
+        "    children:\n"
+        "      - name: middle\n"
+        "        description: A middle skill.\n"
+        "        children:\n"
+        "          - name: leaf without description\n"
+    )
+    with pytest.raises(TaxonomyError) as e:
+        load_taxonomy(bad)
+    msg = str(e.value)
+    assert "bad.yaml" in msg
+    assert "Top > middle > leaf without description" in msg
+    assert "description" in msg
+
+    with pytest.raises(TaxonomyError, match="duplicate sibling"):
+        parse_taxonomy(
+            {
+                "skills": [
+                    {
+                        "name": "A",
+                        "description": "a",
+                        "children": [
+                            {"name": "b", "description": "b"},
+                            {"name": "B", "description": "b again"},
+                        ],
+                    }
+                ]
+            }
+        )
+    with pytest.raises(TaxonomyError, match="unknown key"):
+        parse_taxonomy([{"name": "A", "description": "a", "kids": []}])
+    with pytest.raises(TaxonomyError, match="invalid YAML"):
+        (tmp_path / "broken.yaml").write_text("skills: [\n")
+        load_taxonomy(tmp_path / "broken.yaml")
+
+
+def test_instance_text_keeps_head_and_tail():
+    q = "Subject words at the start. " + "filler " * 100 + "What is the final question?"
+    t = instance_text(q, ["yes", "no"], max_chars=300)
+    assert len(t) <= 305
+    assert t.startswith("Subject words at the start.")
+    assert t.endswith("What is the final question?")
+    assert instance_text("Short?", ["a", "b"]) == "Short? Options: a; b"
+
+
+def test_metadata_hints():
+    meta = json.dumps({"category": "chemistry", "source": "x", "Task": "figure QA", "topic": "other"})
+    assert metadata_hints(meta) == ["chemistry", "figure QA"]
+    assert metadata_hints(None) == []
+    assert metadata_hints("not json") == []
+    assert metadata_hints(json.dumps({"skills": ["algebra", "geometry"]})) == ["algebra", "geometry"]
+
+
+# --- the annotator -----------------------------------------------------------------------
+
+
+def test_output_schemas(annotated):
+    rationales, mentions = annotated
+    assert rationales.schema == pl.Schema(RATIONALES)
+    assert mentions.schema == pl.Schema(MENTIONS)
+    assert rationales.height == len(CASES)
+    assert rationales["uid"].n_unique() == len(CASES)
+    assert (rationales["provenance"] == "taxonomy").all()
+    assert (mentions["provenance"] == "taxonomy").all()
+    assert rationales["call_id"].is_null().all()
+    assert rationales["error"].is_null().all()
+    version = taxonomy_version()
+    assert (rationales["prompt_version"] == version).all()
+    assert (rationales["annotator_model"] == f"taxonomy:{version}:{Embedder().name}").all()
+    assert rationales["n_steps"].is_between(1, 3).all()
+    assert rationales["rationale"].str.starts_with("Step 1: ").all()
+    assert mentions["span"].str.len_chars().min() > 0
+
+
+def test_levels_are_consecutive_and_paths_exist(annotated):
+    rationales, mentions = annotated
+    tax = taxonomy_frame()
+    paths = set(tax["path"])
+    steps = mentions.group_by("uid", "step").agg(
+        pl.col("level").sort(), pl.col("skill_name").sort_by("level")
+    )
+    for uid, _step, levels, names in steps.iter_rows():
+        assert levels == list(range(len(levels))), uid
+        assert len(levels) >= 3  # at least general > intermediate > specific
+        assert " > ".join(names) in paths
+    n_steps = steps.group_by("uid").agg(pl.len().alias("k"))
+    joined = rationales.join(n_steps, on="uid")
+    assert (joined["n_steps"] == joined["k"]).all()
+    # steps are numbered 0..n_steps-1
+    per = mentions.group_by("uid").agg(pl.col("step").unique().sort())
+    for _uid, st in per.iter_rows():
+        assert st == list(range(len(st)))
+
+
+def test_sensible_top_level_skills(annotated):
+    _, mentions = annotated
+    tops = (
+        mentions.filter(pl.col("level") == 0)
+        .group_by("uid")
+        .agg(pl.col("skill_name").unique())
+    )
+    got = dict(tops.iter_rows())
+    hits = [expected in got[f"hand/{iid}"] for iid, *_, expected in CASES]
+    misses = [(iid, got[f"hand/{iid}"]) for (iid, *_), h in zip(CASES, hits, strict=True) if not h]
+    assert sum(hits) >= len(CASES) - 2, misses
+
+
+def test_specific_skills(annotated):
+    rationales, mentions = annotated
+    names = dict(
+        mentions.group_by("uid").agg(pl.col("skill_name").unique()).iter_rows()
+    )
+    assert "computing molar mass" in names["hand/molar"]
+    assert "predicting program output" in names["hand/python"]
+    assert "subject-verb agreement" in names["hand/grammar"]
+    # an instance with an image reads the figure in its first step
+    first = mentions.filter((pl.col("uid") == "hand/chart") & (pl.col("step") == 0))
+    assert first.filter(pl.col("level") == 0)["skill_name"].to_list() == ["Visual reasoning"]
+    assert "bar chart reading" in first["skill_name"].to_list()
+    # no visual skill without an image
+    no_image = mentions.filter(pl.col("uid") != "hand/chart")
+    assert "Visual reasoning" not in no_image.filter(pl.col("level") == 0)["skill_name"].to_list()
+
+
+def test_deterministic(embedder, annotated):
+    r2, m2 = annotate_with_taxonomy(_instances(), embedder, max_paths=3)
+    r1, m1 = annotated
+    assert r1.equals(r2)
+    assert m1.equals(m2)
+    # an instance's annotation does not depend on the rest of the batch
+    r3, m3 = annotate_with_taxonomy(_instances(CASES[:1]), embedder, max_paths=3)
+    assert r3["rationale"].to_list() == r1.filter(pl.col("uid") == "hand/arith")["rationale"].to_list()
+
+
+def test_max_paths_and_empty_inputs(embedder):
+    r, m = annotate_with_taxonomy(_instances(), embedder, max_paths=1)
+    assert (r["n_steps"] == 1).all()
+    assert (m["step"] == 0).all()
+    r, m = annotate_with_taxonomy(_instances()[:0], embedder)
+    assert r.height == 0 and m.height == 0
+    assert r.schema == pl.Schema(RATIONALES)
+    empty = _instances(CASES[:1]).with_columns(question=pl.lit(""))
+    r, m = annotate_with_taxonomy(empty, embedder)
+    assert r["error"].to_list() == ["instance has no question text"]
+    assert r["n_steps"].to_list() == [0]
+    assert m.height == 0
+
+
+def test_custom_taxonomy(embedder, tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        "skills:\n"
+        "  - name: Cooking\n"
+        "    description: Preparing food.\n"
+        "    children:\n"
+        "      - name: baking\n"
+        "        description: Making bread and cakes in an oven.\n"
+        "        keywords: [oven, bake, flour]\n"
+        "      - name: grilling\n"
+        "        description: Cooking meat over an open flame.\n"
+        "  - name: Sport\n"
+        "    description: Physical games.\n"
+        "    children:\n"
+        "      - name: football\n"
+        "        description: Playing soccer.\n"
+    )
+    inst = _instances(CASES[:1]).with_columns(question=pl.lit("How long should I bake bread in the oven?"))
+    r, m = annotate_with_taxonomy(inst, embedder, taxonomy=path, max_paths=2)
+    first = m.filter(pl.col("step") == 0).sort("level")["skill_name"].to_list()
+    assert first == ["Cooking", "baking"]
+    assert r["prompt_version"][0] == taxonomy_version(path)
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "mmlu_pro" / "instances.jsonl").exists(), reason="shared data absent"
+)
+def test_mmlu_pro_categories_with_metadata_hints(embedder):
+    """On real MMLU-Pro questions the category hint puts most instances in the right domain."""
+    expect = {
+        "math": "Mathematical reasoning",
+        "physics": "physics",
+        "chemistry": "chemistry",
+        "biology": "biology",
+        "law": "law",
+        "economics": "economics",
+        "psychology": "psychology",
+        "history": "history",
+        "computer science": "computer science",
+    }
+    rows = []
+    with open(SHARED_DATA / "mmlu_pro" / "instances.jsonl") as f:
+        for k, line in enumerate(f):
+            r = json.loads(line)
+            if k % 60 == 0 and r["category"] in expect:
+                rows.append(r)
+    inst = conform(
+        pl.DataFrame(
+            [
+                {
+                    "uid": r["instance_id"],
+                    "benchmark": "MMLU-Pro",
+                    "instance_id": r["instance_id"],
+                    "question": r["question"],
+                    "options": r["options"],
+                    "answer": r["answer"],
+                    "metadata": json.dumps({"category": r["category"]}),
+                }
+                for r in rows
+            ]
+        ),
+        INSTANCES,
+    )
+    _, m = annotate_with_taxonomy(inst, embedder)
+    first = m.filter((pl.col("step") == 0) & (pl.col("level") <= 1))
+    names = dict(first.group_by("uid").agg(pl.col("skill_name")).iter_rows())
+    ok = sum(expect[r["category"]] in names[r["instance_id"]] for r in rows)
+    assert ok / len(rows) >= 0.85, ok / len(rows)
