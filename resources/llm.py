@@ -98,6 +98,8 @@ class LLMSettings(BaseModel):
     price_output_per_mtok: float = 0.0
     structured_mode: StructuredMode = "tools"
     extra_params: dict[str, Any] = Field(default_factory=dict)  # e.g. top_p; part of the key
+    # Part of the cache key only: a new epoch asks the provider again (scheduled re-runs).
+    cache_epoch: str | None = None
     # local (llama-cpp-python) only
     chat_format: str | None = None  # "chatml", ... or "raw" for plain completion
     model_path: str | None = None
@@ -940,6 +942,8 @@ class LLMClient:
             params["stop"] = list(req.stop)
         if s.extra_params:
             params["extra"] = s.extra_params
+        if s.cache_epoch:
+            params["epoch"] = s.cache_epoch
         if p.structured:
             params["structured_mode"] = s.structured_mode
         if s.provider == "local":

@@ -41,9 +41,11 @@ class ProjectResource(ConfigurableResource):
         path.parent.mkdir(parents=True, exist_ok=True)
         return CallCache(path)
 
-    def llm_client(self, entry):
+    def llm_client(self, entry, cache_epoch: str | None = None):
         """An LLM client for a registry entry (annotator or model); keys come from env vars."""
         from resources.llm import LLMClient, LLMSettings
 
-        settings = LLMSettings(**entry.llm_entry().model_dump(exclude_none=True))
+        settings = LLMSettings(
+            **entry.llm_entry().model_dump(exclude_none=True), cache_epoch=cache_epoch
+        )
         return LLMClient(settings, self.call_cache())

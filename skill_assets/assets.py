@@ -125,8 +125,13 @@ def model_results(
     if path is None:
         from skill_assets.live import run_live_evaluation
 
+        # A scheduled re-evaluation asks the provider again instead of reading the cache.
+        epoch = context.run.tags.get("skill_slices/fresh_live")
+        if epoch:
+            proj.set_live_epoch(model, epoch)
+        client = project.llm_client(entry, cache_epoch=proj.live_epoch(model))
         df, fail_df, stats = run_live_evaluation(
-            benchmark_instances, entry, project.llm_client(entry), log=context.log.info
+            benchmark_instances, entry, client, log=context.log.info
         )
         failures = fail_df.height
     else:

@@ -84,7 +84,7 @@ def weekly_live_reevaluation(context: ScheduleEvaluationContext, project: Projec
         RunRequest(
             partition_key=multi_key(b.name, m),
             run_key=f"weekly:{stamp}:{b.name}:{m}",
-            tags={"skill_slices/fresh_live": "1"},
+            tags={"skill_slices/fresh_live": stamp},
         )
         for b in reg.benchmarks
         for m in live

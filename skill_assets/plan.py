@@ -75,7 +75,7 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
         )
         for m in reg.models:
             path = project.results_path(m.name)
-            src = file_hash(path) if path is not None else "live"
+            src = file_hash(path) if path is not None else ("live", project.live_epoch(m.name))
             settings = m.model_dump(exclude={"max_concurrency", "timeout_s", "max_retries"})
             fp[("model_results", multi_key(b.name, m.name))] = stable_hash(
                 CODE_VERSIONS["model_results"], inst, settings, src

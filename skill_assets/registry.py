@@ -231,6 +231,26 @@ class Project:
     def reports_dir(self) -> Path:
         return self.state_dir / "reports"
 
+    @property
+    def live_epochs_path(self) -> Path:
+        return self.state_dir / "live_epochs.json"
+
+    def live_epoch(self, model: str) -> str | None:
+        """The epoch of a live model's latest scheduled re-evaluation (None: never)."""
+        if not self.live_epochs_path.exists():
+            return None
+        return json.loads(self.live_epochs_path.read_text()).get(model)
+
+    def set_live_epoch(self, model: str, epoch: str) -> None:
+        data = {}
+        if self.live_epochs_path.exists():
+            data = json.loads(self.live_epochs_path.read_text())
+        data[model] = epoch
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.live_epochs_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        tmp.replace(self.live_epochs_path)
+
     def resolve(self, rel: str, key: str) -> Path:
         """Resolve a registry path; it must exist and stay inside the project folder."""
         path = (self.root / rel).resolve()

@@ -7,19 +7,23 @@ the same shapes as the LLM rationale annotator's (``schemas.RATIONALES`` and
 
 Method, per instance:
 
-1. Every node is embedded once from its name, description and keywords (cached per
+1. Every node is embedded once from its name, description and first keywords (cached per
    taxonomy version and embedder).
-2. The instance text (question and options, cut to a head and a tail of a few hundred
-   characters) is embedded; cosine similarity to every node is its semantic score.
-3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded too
-   and their similarity is mixed into the semantic score.
-4. Keyword cues of a node found in the full instance text add evidence; a node marked
-   ``modality: image`` gets a bonus when the instance has an image and a penalty otherwise.
+2. The instance text (question and options, cut to a head and a tail of about 240
+   characters, which keeps MiniLM fast) is embedded; cosine similarity to every node is
+   its semantic score.
+3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded one
+   value at a time; the best hint similarity of a node is mixed into its semantic score.
+4. Keyword cues of a node found in the full instance text add evidence (a cue shared by
+   many nodes counts less; cues made only of common words are ignored).
 5. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
    path, so a specific skill is chosen only when its general ancestors agree.
 6. The best ``max_paths`` paths that are not prefixes of one another and score within a
    relative threshold of the best one become the rationale's steps; every node of a path is
-   one mention, level 0 being the top-level skill.
+   one mention, level 0 being the top-level skill. Nodes marked ``modality: image`` are
+   penalised when the instance has no image; when it has one, the first step is the best
+   visual path (reading the figure) and the other steps are the best non-visual paths
+   (reasoning about what was read).
 
 Everything is deterministic: nodes and instances are processed in a fixed order, ties are
 broken by node order, and scores are rounded before ranking.
@@ -40,7 +44,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from skill_assets.schemas import MENTIONS, RATIONALES, conform
+from skill_assets.schemas import MENTIONS, RATIONALES, conform, empty
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "data" / "taxonomy.yaml"
 
@@ -90,7 +94,7 @@ _STOPWORDS = frozenset(
 )
 
 _DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) ** power
-MAX_INSTANCE_CHARS = 300  # embedded instance text: head + tail of question and options
+MAX_INSTANCE_CHARS = 240  # embedded instance text: head + tail of question and options
 MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
 
 
@@ -364,13 +368,14 @@ class _KeywordIndex:
 
     @classmethod
     def build(cls, tax: Taxonomy) -> _KeywordIndex:
+        stop = {_norm_token(w) for w in _STOPWORDS}
         owners: dict[tuple[str, ...], list[int]] = {}
         for i, n in enumerate(tax.nodes):
             for kw in n.keywords:
                 toks = tuple(_tokens(kw))
                 if not toks or len(toks) > 6:
                     continue
-                if all(t in _STOPWORDS for t in toks):
+                if all(t in stop for t in toks):
                     continue
                 if len(toks) == 1 and len(toks[0]) == 1 and toks[0].isascii() and toks[0].isalnum():
                     continue  # single letters such as "x" match everywhere
@@ -619,7 +624,7 @@ def annotate_with_taxonomy(
         raise ValueError("max_paths must be at least 1")
     tax = _resolve(taxonomy)
     if instances.height == 0:
-        return conform(pl.DataFrame(), RATIONALES), conform(pl.DataFrame(), MENTIONS)
+        return empty(RATIONALES), empty(MENTIONS)
     annotator_model = f"taxonomy:{tax.version}:{embedder.name}"
     st = _structure(tax, min_end_level)
     node_vecs = _node_vectors(tax, embedder)
