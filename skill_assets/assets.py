@@ -171,13 +171,25 @@ def annotate(
     elapsed = time.perf_counter() - t0
     errors = rationales.filter(pl.col("error").is_not_null()).height
     parse_rate = 1 - errors / max(rationales.height, 1)
+    # Calls that never returned are retried by the next run; a returned rationale that
+    # does not parse is kept as it is (asking again would return the same text).
+    failed_calls = rationales.filter(
+        pl.col("error").is_not_null() & ~pl.col("error").str.starts_with("parse:")
+    )
+    failure_table = (
+        failed_calls.group_by(pl.col("error").str.extract(r"^(\w+)").alias("error_type"))
+        .len()
+        .sort("len", descending=True)
+    )
     common = {"seconds": round(elapsed, 2), **_llm_meta(stats)}
     yield _out(
         rationales,
         _fp(proj, "rationales", name),
         output_name="rationales",
         parse_rate=parse_rate,
-        failures=errors,
+        parse_errors=errors - failed_calls.height,
+        failures=failed_calls.height,
+        failures_by_type=_preview(failure_table),
         annotator=rationales["annotator_model"][0] if rationales.height else "",
         **common,
     )
@@ -273,11 +285,16 @@ def slice_accuracy(
     results = _concat(model_results, RESULTS)
     df = compute(results, skill_slices, min_slice_size=proj.registry.slices.min_slice_size)
     overall = overall_accuracy(results)
+    from skill_assets.plots import accuracy_heatmap, markdown_image
+
+    heat = markdown_image(accuracy_heatmap(df), "accuracy heat map (skills x models)")
     return _out(
         df,
         _fp(proj, "slice_accuracy", None),
         overall_accuracy=_preview(overall),
         models=results["model"].n_unique() if results.height else 0,
+        small_slices=df.filter(pl.col("small")).height if df.height else 0,
+        accuracy_heatmap=MetadataValue.md(heat or "*(nothing to plot)*"),
     )
 
 
@@ -307,11 +324,26 @@ def skill_insights(
         q_level=reg.insights.q_level,
     )
     significant = df.filter(pl.col("significant")).height if df.height else 0
+    from skill_assets.plots import markdown_image, strengths_plot
+    from skill_assets.report import findings_markdown
+
+    models = sorted(slice_accuracy["model"].unique().to_list()) if slice_accuracy.height else []
+    pictures = []
+    for m in models[:12]:  # every model is in the HTML report; metadata stays bounded
+        img = markdown_image(
+            strengths_plot(df, slice_accuracy, m), f"{m}: strengths and weaknesses"
+        )
+        if img:
+            pictures.append(f"**{m}**\n\n{img}")
     return _out(
         df,
         _fp(proj, "skill_insights", None),
         findings=df.height,
         significant=significant,
+        q_level=reg.insights.q_level,
+        min_slice_size=reg.slices.min_slice_size,
+        findings_table=MetadataValue.md(findings_markdown(df, limit=25)),
+        strengths_weaknesses=MetadataValue.md("\n\n".join(pictures) or "*(nothing to plot)*"),
         headline=MetadataValue.md("```\n" + headline(df) + "\n```"),
     )
 
@@ -410,7 +442,15 @@ def routing_evaluation(
         uid_order=order,
         knn_k=r.knn_k,
     )
-    return _out(df, _fp(proj, "routing_evaluation", None), table=_preview(df, 30))
+    from skill_assets.plots import markdown_image, routing_bars
+
+    bars = markdown_image(routing_bars(df), "routing: held-out accuracy (leave-one-out)")
+    return _out(
+        df,
+        _fp(proj, "routing_evaluation", None),
+        table=_preview(df, 30),
+        routing_bars=MetadataValue.md(bars or "*(nothing to plot)*"),
+    )
 
 
 def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
@@ -450,6 +490,101 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
     return mat, joined["uid"].to_list()
 
 
+def _fp_or_own(project, asset_name: str, *parts) -> str:
+    """The plan's fingerprint of an aggregate, or one built from its upstream fingerprints.
+
+    `plan.fingerprints` may not list the newest assets yet; then the fingerprint
+    hashes this asset's name and code version with `parts` (its upstream
+    fingerprints and registry settings), which is what the plan would do.
+    """
+    from skill_assets.registry import stable_hash
+
+    fps = plan.fingerprints(project)
+    if (asset_name, None) in fps:
+        return fps[(asset_name, None)]
+    version = plan.CODE_VERSIONS.get(asset_name, "1")
+    results = sorted(v for (a, _), v in fps.items() if a == "model_results")
+    return stable_hash(asset_name, version, fps[("skill_slices", None)], results, *parts)
+
+
+@asset(
+    group_name="insights",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS.get("model_evolution", "1"),
+)
+def model_evolution(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    model_results,
+):
+    """Registered version pairs (`compare: [[old, new]]`): skills that improved/regressed most."""
+    from skill_assets.evolution import evolution_summary
+    from skill_assets.evolution import model_evolution as compute
+    from skill_assets.plots import evolution_bars, markdown_image
+
+    proj = project.project
+    reg = proj.registry
+    results = _concat(model_results, RESULTS)
+    df = compute(
+        results,
+        skill_slices,
+        reg.compare,
+        min_slice_size=reg.slices.min_slice_size,
+        q_level=reg.insights.q_level,
+    )
+    bars = markdown_image(evolution_bars(df), "model evolution: most improved and regressed skills")
+    fp = _fp_or_own(
+        proj, "model_evolution", reg.compare, reg.slices.model_dump(), reg.insights.model_dump()
+    )
+    return _out(
+        df,
+        fp,
+        pairs=MetadataValue.json([list(p) for p in reg.compare]),
+        significant=df.filter(pl.col("significant")).height if df.height else 0,
+        summary=MetadataValue.md("```\n" + evolution_summary(df) + "\n```"),
+        evolution_bars=MetadataValue.md(
+            bars or "*(no registered pair; add `compare: [[old, new]]`)*"
+        ),
+    )
+
+
+@asset(
+    group_name="insights",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS.get("dataset_view", "1"),
+)
+def dataset_view(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    model_results,
+    benchmark_instances,
+):
+    """Per benchmark its share of each top-level skill; per model where its accuracy comes from."""
+    from skill_assets.evolution import dataset_view as compute
+    from skill_assets.plots import dataset_plot, markdown_image
+
+    proj = project.project
+    results = _concat(model_results, RESULTS)
+    instances = _concat(benchmark_instances)
+    df = compute(results, skill_slices, instances if instances.height else None)
+    picture = markdown_image(dataset_plot(df), "dataset view")
+    mix = df.filter(pl.col("view") == "benchmark_mix").drop(
+        "model", "weight", "accuracy", "contribution", "other_contribution"
+    )
+    by_skill = df.filter(pl.col("view") == "accuracy_by_skill").drop(
+        "benchmark", "share_of_benchmark", "share_of_skill"
+    )
+    return _out(
+        df,
+        _fp_or_own(proj, "dataset_view"),
+        benchmark_mix=_preview(mix, 30),
+        accuracy_by_skill=_preview(by_skill, 30),
+        dataset_plot=MetadataValue.md(picture or "*(nothing to plot)*"),
+    )
+
+
 ALL_ASSETS = [
     benchmark_instances,
     model_results,
@@ -460,4 +595,6 @@ ALL_ASSETS = [
     skill_insights,
     routing_policy,
     routing_evaluation,
+    model_evolution,
+    dataset_view,
 ]

@@ -76,6 +76,11 @@ def recorded_fingerprints(instance, keys) -> dict:
             mat = recs[0].asset_materialization
             entry = mat.metadata.get("fingerprint") if mat else None
             fp = getattr(entry, "value", None)
+            # Instances whose LLM call failed are retried by the next run (only they
+            # cost anything: the rest comes from the call cache).
+            failures = getattr(mat.metadata.get("failures"), "value", 0) if mat else 0
+            if failures:
+                fp = None
         out[(asset_name, part)] = fp
     return out
 
