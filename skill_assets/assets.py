@@ -18,9 +18,9 @@ from dagster import (
 
 from resources.project import ProjectResource
 from skill_assets import plan
-from skill_assets.instances import load_instances
+from skill_assets.importers import load_results
+from skill_assets.instances import load_benchmark
 from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
-from skill_assets.results import load_generic_results
 from skill_assets.schemas import RESULTS, conform
 
 EAGER = AutomationCondition.eager()
@@ -87,8 +87,7 @@ def benchmark_instances(context: AssetExecutionContext, project: ProjectResource
     """Validated instances of one benchmark (instance_id, question, options, answer, metadata)."""
     proj = project.project
     name = context.partition_key
-    entry = proj.benchmark(name)
-    df = load_instances(proj.benchmark_path(name), name, entry.format)
+    df = load_benchmark(proj, name)
     mc = df.filter(pl.col("options").is_not_null()).height
     return _out(
         df,
@@ -135,7 +134,9 @@ def model_results(
         )
         failures = fail_df.height
     else:
-        df = load_generic_results(path, model, benchmark_instances, entry.format)
+        df = load_results(
+            path, model, keys["benchmark"], benchmark_instances, entry.format, entry.options
+        )
     df = conform(df, RESULTS)
     acc = float(df["correct"].mean()) if df.height else None
     return _out(
@@ -280,13 +281,12 @@ def slice_accuracy(
     """Accuracy of every model on every slice, with Wilson 95% intervals."""
     from skill_assets.accuracy import overall_accuracy
     from skill_assets.accuracy import slice_accuracy as compute
+    from skill_assets.plots import accuracy_heatmap, markdown_image
 
     proj = project.project
     results = _concat(model_results, RESULTS)
     df = compute(results, skill_slices, min_slice_size=proj.registry.slices.min_slice_size)
     overall = overall_accuracy(results)
-    from skill_assets.plots import accuracy_heatmap, markdown_image
-
     heat = markdown_image(accuracy_heatmap(df), "accuracy heat map (skills x models)")
     return _out(
         df,
@@ -311,8 +311,12 @@ def skill_insights(
     model_results,
 ):
     """Tested findings: per-model strengths/weaknesses and pairwise differences with q-values."""
+    from dagster import TableColumn, TableRecord, TableSchema
+
     from skill_assets.insights import headline
     from skill_assets.insights import skill_insights as compute
+    from skill_assets.plots import markdown_image, strengths_plot
+    from skill_assets.report import findings_markdown, findings_records
 
     proj = project.project
     results = _concat(model_results, RESULTS)
@@ -324,9 +328,11 @@ def skill_insights(
         q_level=reg.insights.q_level,
     )
     significant = df.filter(pl.col("significant")).height if df.height else 0
-    from skill_assets.plots import markdown_image, strengths_plot
-    from skill_assets.report import findings_markdown
-
+    records = findings_records(df, limit=25)
+    columns = {  # the metadata table's schema
+        k: "float" if k == "effect_pts" else "int" if k in ("level", "n") else "string"
+        for k in (records[0] if records else {"kind": None, "model": None, "skill": None})
+    }
     models = sorted(slice_accuracy["model"].unique().to_list()) if slice_accuracy.height else []
     pictures = []
     for m in models[:12]:  # every model is in the HTML report; metadata stays bounded
@@ -342,6 +348,10 @@ def skill_insights(
         significant=significant,
         q_level=reg.insights.q_level,
         min_slice_size=reg.slices.min_slice_size,
+        top_findings=MetadataValue.table(
+            records=[TableRecord(r) for r in records],
+            schema=TableSchema(columns=[TableColumn(k, t) for k, t in columns.items()]),
+        ),
         findings_table=MetadataValue.md(findings_markdown(df, limit=25)),
         strengths_weaknesses=MetadataValue.md("\n\n".join(pictures) or "*(nothing to plot)*"),
         headline=MetadataValue.md("```\n" + headline(df) + "\n```"),
@@ -421,6 +431,7 @@ def routing_evaluation(
     benchmark_instances,
 ):
     """Held-out accuracy of the skill policy against every baseline router."""
+    from skill_assets.plots import markdown_image, routing_bars
     from skill_assets.routing import evaluate_routing
 
     proj = project.project
@@ -442,8 +453,6 @@ def routing_evaluation(
         uid_order=order,
         knn_k=r.knn_k,
     )
-    from skill_assets.plots import markdown_image, routing_bars
-
     bars = markdown_image(routing_bars(df), "routing: held-out accuracy (leave-one-out)")
     return _out(
         df,

@@ -192,6 +192,14 @@ def _fail(where: str, msg: str):
     raise RegistryError(f"{where}: {msg}")
 
 
+def _k(where: str, suffix: str) -> str:
+    """Extend the key path in a location label: ``f: key 'a'`` + ``b`` → ``f: key 'a.b'``."""
+    sep = "" if suffix.startswith("[") else "."
+    if where.endswith("'"):
+        return f"{where[:-1]}{sep}{suffix}'"
+    return f"{where}: key '{suffix}'"
+
+
 def _kind(v: Any) -> str:
     if v is None:
         return "null"
@@ -263,12 +271,24 @@ def _scalar_id(v: Any, where: str) -> str:
     return str(v)
 
 
+def _finite(v: Any) -> float | None:
+    """A finite float from a JSON number (not a bool), else None (huge ints included)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _score01(v: Any, where: str, hint: str = "") -> float:
     """A per-sample score in [0, 1] from a bool or a number."""
     if isinstance(v, bool):
         return float(v)
-    if isinstance(v, (int, float)) and math.isfinite(float(v)) and 0.0 <= float(v) <= 1.0:
-        return float(v)
+    f = _finite(v)
+    if f is not None and 0.0 <= f <= 1.0:
+        return f
     if isinstance(v, (list, dict)):
         _fail(where, f"expected a per-sample score in [0, 1], got {_kind(v)}{hint}")
     _fail(where, f"expected a per-sample score in [0, 1], got {_short(v)}{hint}")
@@ -292,16 +312,17 @@ def _answer_letter(answer: str, options: list[str], index_first: bool) -> str:
     """Map a multiple-choice gold (index, letter or option text) to a letter; else as is."""
     letters = option_letters(len(options))
     a = answer.strip()
-    if index_first and a.isdigit() and int(a) < len(options):
-        return letters[int(a)]
+    index = int(a) if re.fullmatch(r"[0-9]{1,6}", a) else None
+    if index_first and index is not None and index < len(options):
+        return letters[index]
     m = re.fullmatch(r"\(?\s*([A-Za-z]{1,2})\s*[.)]?", a)
     if m and m.group(1).upper() in letters:
         return m.group(1).upper()
     for letter, opt in zip(letters, options, strict=True):
         if a == opt.strip():
             return letter
-    if a.isdigit() and int(a) < len(options):
-        return letters[int(a)]
+    if index is not None and index < len(options):
+        return letters[index]
     return answer
 
 
@@ -433,7 +454,15 @@ def _guard(path: Path, fmt: str) -> Iterator[None]:
         raise RegistryError(
             f"{path}: cannot read the {fmt} file ({type(e).__name__}: {e})"
         ) from None
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ) as e:
         raise RegistryError(
             f"{path}: unexpected structure for a {fmt} file ({type(e).__name__}: {e})"
         ) from None
@@ -508,6 +537,8 @@ def detect_format(path: Path) -> str:
 
 def _resolve_fmt(path: Path, fmt: str | None) -> tuple[str, str | None]:
     """(importer, generic container or None)."""
+    if not path.exists():
+        raise RegistryError(f"{path}: results path does not exist")
     if fmt is None:
         found = detect_format(path)
         return found, None
@@ -600,8 +631,10 @@ def _read_lm_eval_rows(path: Path) -> list[tuple[str, dict]]:
 def _lm_eval_select(path: Path, rows: list[tuple[str, dict]], opts: ImportOptions):
     """Keep one filter and one row per doc_id; returns [(where, row)]."""
     filters: list = []
-    for _, row in rows:
+    for where, row in rows:
         f = row.get("filter")
+        if f is not None and not isinstance(f, str):
+            _fail(_k(where, "filter"), f"expected the filter's name (a string), got {_short(f)}")
         if f not in filters:
             filters.append(f)
     if opts.filter is not None:
@@ -619,7 +652,7 @@ def _lm_eval_select(path: Path, rows: list[tuple[str, dict]], opts: ImportOption
             continue
         doc_id = row["doc_id"]
         if isinstance(doc_id, (dict, list)) or isinstance(doc_id, bool) or doc_id is None:
-            _fail(where, f"key 'doc_id': expected an integer, got {_short(doc_id)}")
+            _fail(_k(where, "doc_id"), f"expected an integer, got {_short(doc_id)}")
         key = str(doc_id)
         if key in kept:
             continue  # de-duplicate on (doc_id, filter): the first row wins
@@ -646,9 +679,7 @@ def _lm_eval_metric(path: Path, where: str, row: dict, opts: ImportOptions) -> s
             return m
     for m in candidates:
         v = row[m]
-        if isinstance(v, bool) or (
-            isinstance(v, (int, float)) and math.isfinite(float(v)) and 0 <= v <= 1
-        ):
+        if isinstance(v, bool) or (_finite(v) is not None and 0 <= v <= 1):
             return m
     raise RegistryError(
         f"{where}: cannot choose a per-sample metric; metrics present: {candidates}; "
@@ -661,7 +692,7 @@ def _is_loglik_pair(v: Any) -> bool:
         return False
     try:
         float(v[0])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
     return str(v[1]) in ("True", "False")
 
@@ -693,18 +724,18 @@ def _lm_eval_response(row: dict) -> tuple[str | None, str | None]:
 
 def _lm_eval_id(where: str, row: dict, opts: ImportOptions) -> str:
     if opts.id_field is None:
-        return _scalar_id(row["doc_id"], f"{where}: key 'doc_id'")
+        return _scalar_id(row["doc_id"], _k(where, "doc_id"))
     doc = row.get("doc")
     if not isinstance(doc, dict):
         _fail(
-            where, f"key 'doc': expected an object with field {opts.id_field!r} (options.id_field)"
+            _k(where, "doc"), f"expected an object with field {opts.id_field!r} (options.id_field)"
         )
     if opts.id_field not in doc:
         _fail(
             where,
             f"doc has no field {opts.id_field!r} (options.id_field); doc fields: {sorted(doc)[:12]}",
         )
-    return _scalar_id(doc[opts.id_field], f"{where}: key 'doc.{opts.id_field}'")
+    return _scalar_id(doc[opts.id_field], _k(where, f"doc.{opts.id_field}"))
 
 
 def _lm_eval_source(path: Path, benchmark: str, opts: ImportOptions) -> Path | None:
@@ -783,7 +814,7 @@ def _lm_eval_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
         for where, row in selected:
             doc = row.get("doc")
             if not isinstance(doc, dict):
-                _fail(where, f"key 'doc': expected the task's document object, got {_kind(doc)}")
+                _fail(_k(where, "doc"), f"expected the task's document object, got {_kind(doc)}")
             iid = _lm_eval_id(where, row, opts)
             qkey, question = _doc_field(doc, opts.question_field, QUESTION_FIELDS)
             if question is None and opts.question_field is None:
@@ -802,7 +833,7 @@ def _lm_eval_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
             ckey, raw_choices = _doc_field(doc, opts.choices_field, CHOICE_FIELDS)
             if opts.choices_field is not None and ckey is None:
                 _fail(where, f"doc has no field {opts.choices_field!r} (options.choices_field)")
-            choices = _choices_list(raw_choices, f"{where}: key 'doc.{ckey}'") if ckey else None
+            choices = _choices_list(raw_choices, _k(where, f"doc.{ckey}")) if ckey else None
             if opts.answer_field is not None:
                 if opts.answer_field not in doc:
                     _fail(where, f"doc has no field {opts.answer_field!r} (options.answer_field)")
@@ -812,7 +843,7 @@ def _lm_eval_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
             if isinstance(gold, list) and gold:
                 gold = gold[0]
             if gold is None or isinstance(gold, (dict, list)):
-                _fail(where, f"key 'target': expected the gold answer, got {_kind(gold)}")
+                _fail(_k(where, "target"), f"expected the gold answer, got {_kind(gold)}")
             gold = str(gold)
             if choices:
                 gold = _answer_letter(gold, choices, index_first=True)
@@ -994,7 +1025,7 @@ def _inspect_value(v: Any, where: str, opts: ImportOptions) -> float | None:
                 f"score value has no key {opts.value_key!r} (options.value_key); keys: {sorted(v)[:12]}",
             )
         v = v[opts.value_key]
-        where = f"{where}.{opts.value_key}"
+        where = _k(where, f"{opts.value_key}")
     if isinstance(v, bool):
         return float(v)
     if isinstance(v, (int, float)):
@@ -1034,7 +1065,7 @@ def _sample_scores(s: dict, where: str) -> dict | None:
         return {"score": s["score"]} if s["score"] is not None else None
     if scores is None:
         return None
-    return _obj(scores, f"{where}: key 'scores'")
+    return _obj(scores, _k(where, "scores"))
 
 
 def _inspect_scorer(log: _InspectLog, opts: ImportOptions) -> str:
@@ -1061,7 +1092,7 @@ def _inspect_id(where: str, s: dict, opts: ImportOptions) -> str:
     if opts.id_field is None:
         if "id" not in s:
             _fail(where, "missing key 'id' (expected an Inspect sample)")
-        return _scalar_id(s["id"], f"{where}: key 'id'")
+        return _scalar_id(s["id"], _k(where, "id"))
     meta = s.get("metadata")
     if not isinstance(meta, dict) or opts.id_field not in meta:
         keys = sorted(meta)[:12] if isinstance(meta, dict) else []
@@ -1069,13 +1100,13 @@ def _inspect_id(where: str, s: dict, opts: ImportOptions) -> str:
             where,
             f"sample metadata has no field {opts.id_field!r} (options.id_field); fields: {keys}",
         )
-    return _scalar_id(meta[opts.id_field], f"{where}: key 'metadata.{opts.id_field}'")
+    return _scalar_id(meta[opts.id_field], _k(where, f"metadata.{opts.id_field}"))
 
 
 def _epoch(s: dict, where: str) -> int:
     e = s.get("epoch", 1)
     if isinstance(e, bool) or not isinstance(e, int):
-        _fail(where, f"key 'epoch': expected an integer, got {_short(e)}")
+        _fail(_k(where, "epoch"), f"expected an integer, got {_short(e)}")
     return e
 
 
@@ -1092,12 +1123,6 @@ def _inspect_output(s: dict) -> str | None:
         if isinstance(msg, dict):
             return _content_text(msg.get("content"), s) or None
     return None
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        return None
-    return float(v)
 
 
 def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list[_Row], str] | None:
@@ -1118,13 +1143,13 @@ def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
                 if s.get("error") is not None or not scores:
                     continue  # errored / unscored sample: no result
                 _fail(
-                    where,
-                    f"key 'scores' has no scorer {scorer!r}; scorers present: {sorted(scores)}",
+                    _k(where, "scores"),
+                    f"has no scorer {scorer!r}; scorers present: {sorted(scores)}",
                 )
-            score = _obj(scores[scorer], f"{where}: key 'scores.{scorer}'", "a Score object")
+            score = _obj(scores[scorer], _k(where, f"scores.{scorer}"), "a Score object")
             if "value" not in score:
-                _fail(where, f"key 'scores.{scorer}': missing 'value'")
-            value = _inspect_value(score["value"], f"{where}: key 'scores.{scorer}.value'", opts)
+                _fail(_k(where, f"scores.{scorer}"), "missing 'value'")
+            value = _inspect_value(score["value"], _k(where, f"scores.{scorer}.value"), opts)
             if value is None:
                 continue
             iid = _inspect_id(where, s, opts)
@@ -1151,7 +1176,7 @@ def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
             cost = None
             if isinstance(usage, dict):
                 costs = [
-                    _number(u.get("total_cost")) for u in usage.values() if isinstance(u, dict)
+                    _finite(u.get("total_cost")) for u in usage.values() if isinstance(u, dict)
                 ]
                 costs = [c for c in costs if c is not None]
                 cost = sum(costs) if costs else None
@@ -1163,7 +1188,7 @@ def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
                     _inspect_output(first),
                     answer if isinstance(answer, str) else None,
                     cost,
-                    _number(first.get("total_time")),
+                    _finite(first.get("total_time")),
                 )
             )
         return rows, str(log.path)
@@ -1175,7 +1200,7 @@ def _inspect_input(s: dict, where: str) -> tuple[str, str | None]:
     if isinstance(inp, str):
         return inp, None
     if not isinstance(inp, list):
-        _fail(where, f"key 'input': expected a string or a list of chat messages, got {_kind(inp)}")
+        _fail(_k(where, "input"), f"expected a string or a list of chat messages, got {_kind(inp)}")
     texts, image = [], None
     for m in inp:
         if not isinstance(m, dict) or m.get("role") != "user":
@@ -1192,7 +1217,7 @@ def _inspect_input(s: dict, where: str) -> tuple[str, str | None]:
                         image = img
                         break
     if not texts:
-        _fail(where, "key 'input': no user message with text")
+        _fail(_k(where, "input"), "no user message with text")
     return "\n\n".join(texts), image
 
 
@@ -1214,21 +1239,20 @@ def _inspect_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
                 continue  # later epochs repeat the same sample
             question, image = _inspect_input(s, where)
             choices = s.get("choices")
-            options = (
-                _choices_list(choices, f"{where}: key 'choices'") if choices is not None else None
-            )
+            options = _choices_list(choices, _k(where, "choices")) if choices is not None else None
             target = s.get("target")
             meta = s.get("metadata")
             meta = dict(meta) if isinstance(meta, dict) else {}
-            meta.pop(opts.id_field, None) if opts.id_field else None
+            if opts.id_field:
+                meta.pop(opts.id_field, None)
             if isinstance(target, list):
                 if not target or not all(isinstance(t, str) for t in target):
-                    _fail(where, "key 'target': expected a string or a non-empty list of strings")
+                    _fail(_k(where, "target"), "expected a string or a non-empty list of strings")
                 if len(target) > 1:
                     meta["targets"] = target
                 target = target[0]
             if not isinstance(target, str):
-                _fail(where, f"key 'target': expected a string, got {_kind(target)}")
+                _fail(_k(where, "target"), f"expected a string, got {_kind(target)}")
             if options:
                 target = _answer_letter(target, options, index_first=False)
             items[iid] = _Inst(iid, question, options, target, where, image, meta)
@@ -1309,7 +1333,7 @@ def _helm_states(run: _HelmRun) -> tuple[dict, list[tuple[str, dict]]]:
 
 
 def _helm_instance(rs: dict, where: str) -> dict:
-    return _obj(rs.get("instance"), f"{where}.instance", "an Instance object")
+    return _obj(rs.get("instance"), _k(where, "instance"), "an Instance object")
 
 
 def _helm_completion(rs: dict) -> tuple[str | None, float | None]:
@@ -1321,7 +1345,7 @@ def _helm_completion(rs: dict) -> tuple[str | None, float | None]:
     if isinstance(comps, list) and comps and isinstance(comps[0], dict):
         t = comps[0].get("text")
         text = t if isinstance(t, str) else None
-    return text, _number(res.get("request_time"))
+    return text, _finite(res.get("request_time"))
 
 
 def _helm_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list[_Row], str] | None:
@@ -1343,24 +1367,25 @@ def _helm_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list[_R
                 continue
             if "instance_id" not in e:
                 _fail(where, "missing key 'instance_id'")
-            iid = _scalar_id(e["instance_id"], f"{where}.instance_id")
+            iid = _scalar_id(e["instance_id"], _k(where, "instance_id"))
             trial = e.get("train_trial_index", 0)
             if isinstance(trial, bool) or not isinstance(trial, int):
-                _fail(f"{where}.train_trial_index", f"expected an integer, got {_short(trial)}")
+                _fail(_k(where, "train_trial_index"), f"expected an integer, got {_short(trial)}")
             values: dict[tuple[str, str | None], tuple[str, Any]] = {}
-            for j, st in enumerate(_list(e.get("stats"), f"{where}.stats")):
-                sw = f"{where}.stats[{j}]"
+            for j, st in enumerate(_list(e.get("stats"), _k(where, "stats"))):
+                sw = _k(where, f"stats[{j}]")
                 st = _obj(st, sw, "a Stat object (name, count, sum, mean…)")
-                name = _obj(st.get("name"), f"{sw}.name", "a MetricName object (name, split…)")
+                name = _obj(st.get("name"), _k(sw, "name"), "a MetricName object (name, split…)")
                 if name.get("perturbation") is not None:
                     continue
                 if not isinstance(name.get("name"), str):
                     _fail(
-                        f"{sw}.name.name", f"expected a metric name, got {_short(name.get('name'))}"
+                        _k(sw, "name.name"),
+                        f"expected a metric name, got {_short(name.get('name'))}",
                     )
                 if "mean" in st and st["mean"] is not None:
                     v = st["mean"]
-                elif _number(st.get("sum")) is not None and _number(st.get("count")):
+                elif _finite(st.get("sum")) is not None and _finite(st.get("count")):
                     v = st["sum"] / st["count"]
                 else:
                     v = None
@@ -1411,7 +1436,7 @@ def _helm_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list[_R
                 continue  # this instance has no such stat (e.g. another split)
             sw, v = vals[(metric, split)]
             value = _score01(
-                v, f"{sw}.mean", f" (stat {metric!r}; choose another with options.metric)"
+                v, _k(sw, "mean"), f" (stat {metric!r}; choose another with options.metric)"
             )
             if iid not in per_id:
                 per_id[iid] = []
@@ -1489,33 +1514,33 @@ def _helm_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[_In
             if inst.get("perturbation") is not None:
                 continue
             if "id" not in inst:
-                _fail(where, "key 'instance.id' is missing (HELM gives every instance an id)")
-            iid = _scalar_id(inst["id"], f"{where}.instance.id")
+                _fail(_k(where, "instance.id"), "missing (HELM gives every instance an id)")
+            iid = _scalar_id(inst["id"], _k(where, "instance.id"))
             if iid in items:
                 continue
-            inp = _obj(inst.get("input"), f"{where}.instance.input", "an Input object (text)")
+            inp = _obj(inst.get("input"), _k(where, "instance.input"), "an Input object (text)")
             question = inp.get("text")
             if not isinstance(question, str):
                 _fail(
-                    f"{where}.instance.input.text",
+                    _k(where, "instance.input.text"),
                     f"expected the question text, got {_kind(question)}",
                 )
-            refs = _list(inst.get("references", []), f"{where}.instance.references")
+            refs = _list(inst.get("references", []), _k(where, "instance.references"))
             ref_texts, correct = [], []
             for k, ref in enumerate(refs):
-                rw = f"{where}.instance.references[{k}]"
+                rw = _k(where, f"instance.references[{k}]")
                 ref = _obj(ref, rw, "a Reference object (output, tags)")
-                out = _obj(ref.get("output"), f"{rw}.output", "an Output object (text)")
+                out = _obj(ref.get("output"), _k(rw, "output"), "an Output object (text)")
                 text = out.get("text")
                 if not isinstance(text, str):
-                    _fail(f"{rw}.output.text", f"expected a string, got {_kind(text)}")
+                    _fail(_k(rw, "output.text"), f"expected a string, got {_kind(text)}")
                 tags = ref.get("tags", [])
                 ref_texts.append(text)
                 if isinstance(tags, list) and "correct" in tags:
                     correct.append(text)
             if not correct:
                 _fail(
-                    f"{where}.instance.references",
+                    _k(where, "instance.references"),
                     "no reference tagged 'correct' (the gold answer)",
                 )
             mapping = rs.get("output_mapping")
@@ -1574,6 +1599,8 @@ def load_results(
             return conform(pl.DataFrame(schema=RESULTS), RESULTS)
         with _guard(path, "generic results"):
             return load_generic_results(path, model, instances, container)
+    if instances.height == 0:
+        return conform(pl.DataFrame(schema=RESULTS), RESULTS)
     reader = {"lm-eval": _lm_eval_rows, "inspect": _inspect_rows, "helm": _helm_rows}[kind]
     with _guard(path, kind):
         got = reader(path, benchmark, opts)
@@ -1668,9 +1695,7 @@ def _prompt(question: str, options: list[str] | None) -> str:
 
 
 def _joined(results: pl.DataFrame, instances: pl.DataFrame) -> list[dict]:
-    inst = instances.select(
-        "uid", "question", "options", "answer", "metadata", pl.col("image").alias("_image")
-    )
+    inst = instances.select("uid", "question", "options", "answer", "metadata")
     df = results.join(inst, on="uid", how="left")
     missing = df.filter(pl.col("question").is_null())
     if missing.height:
@@ -1682,7 +1707,13 @@ def _safe(name: str) -> str:
     return re.sub(r"[\"<>:/\|\\?\*\[\]]+", "__", name)
 
 
-def export_results(results: pl.DataFrame, instances: pl.DataFrame, fmt: str, out: Path) -> Path:
+def export_results(
+    results: pl.DataFrame,
+    instances: pl.DataFrame,
+    fmt: str,
+    out: Path,
+    created: datetime | None = None,
+) -> Path:
     """Write a model's results in ``fmt``; returns the path to give ``load_results``.
 
     ``generic``: ``out`` is a .jsonl/.csv/.parquet file (a folder gets ``<model>.jsonl``).
@@ -1696,6 +1727,7 @@ def export_results(results: pl.DataFrame, instances: pl.DataFrame, fmt: str, out
     ``helm``: ``out`` is a folder; one run folder per benchmark with ``run_spec.json``,
     ``scenario_state.json`` and ``per_instance_stats.json`` (stat ``exact_match``,
     split ``test``). Returns the run folder for one benchmark, else ``out``.
+    ``created`` (default: now) dates the files (lm-eval names, Inspect ``eval.created``).
     """
     out = Path(out)
     results = conform(results, RESULTS)
@@ -1703,7 +1735,7 @@ def export_results(results: pl.DataFrame, instances: pl.DataFrame, fmt: str, out
     if fmt != "generic" and len(models) != 1:
         raise ValueError(f"export {fmt!r} writes one model's results; got models {models}")
     model = models[0] if models else "model"
-    stamp = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    stamp = created or datetime.now(timezone.utc)
     if fmt == "generic":
         if out.suffix.lower() not in (".jsonl", ".csv", ".parquet"):
             out.mkdir(parents=True, exist_ok=True)

@@ -71,3 +71,16 @@ def metadata_column(instances: pl.DataFrame, column: str) -> pl.Series:
     """One metadata field as a string column (null where absent)."""
     values = [json.loads(m).get(column) for m in instances["metadata"].to_list()]
     return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)
+
+
+def load_benchmark(project, name: str) -> pl.DataFrame:
+    """A registered benchmark's instances, from an instances file or a harness output."""
+    from skill_assets.importers import load_instances_from_results
+
+    entry = project.benchmark(name)
+    path = project.benchmark_path(name)
+    if entry.format in ("lm-eval", "inspect", "helm"):
+        df = load_instances_from_results(path, name, entry.format, entry.options)
+        if df is not None:
+            return df
+    return load_instances(path, name, entry.format)

@@ -98,14 +98,19 @@ class EmbedderEntry(_Strict):
 class BenchmarkEntry(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     path: str
-    format: Literal["jsonl", "csv", "parquet"] | None = None
+    # jsonl/csv/parquet instance files, or a harness output that carries the questions
+    format: Literal["jsonl", "csv", "parquet", "lm-eval", "inspect", "helm"] | None = None
+    options: dict | None = None  # importer options: task, id_field, filter, ...
     skills_column: str | None = None
 
 
 class ModelEntry(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.:+-]+$")
     results: str | None = None
-    format: Literal["generic", "jsonl", "csv", "parquet"] | None = None
+    format: Literal["generic", "jsonl", "csv", "parquet", "lm-eval", "inspect", "helm"] | None = (
+        None
+    )
+    options: dict | None = None  # importer options: task, metric, filter, scorer, split, ...
     provider: Provider | None = None
     model: str | None = None
     base_url: str | None = None
@@ -338,9 +343,16 @@ def load_project(project_dir: str | Path) -> Project:
     project = Project(registry_path.parent.resolve(), registry, registry_path)
     for i, b in enumerate(registry.benchmarks):
         project.resolve(b.path, f"benchmarks[{i}].path")
+    from skill_assets.importers import parse_options
+
+    for i, b in enumerate(registry.benchmarks):
+        if b.options is not None:
+            parse_options(b.options, f"{registry_path}: key 'benchmarks[{i}].options'")
     for i, m in enumerate(registry.models):
         if m.results is not None and (m.provider is None or (project.root / m.results).exists()):
             project.resolve(m.results, f"models[{i}].results")
+        if m.options is not None:
+            parse_options(m.options, f"{registry_path}: key 'models[{i}].options'")
     for i, pair in enumerate(registry.compare):
         for name in pair:
             if name not in {m.name for m in registry.models}:

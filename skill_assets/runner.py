@@ -31,16 +31,20 @@ def prepare_dagster_home(project: Project) -> Path:
 
 def preflight(project: Project) -> dict[str, pl.DataFrame]:
     """Validate every input before anything is written; returns instances per benchmark."""
-    from skill_assets.instances import load_instances
+    from skill_assets.importers import check_results, detect_format
+    from skill_assets.instances import load_benchmark
     from skill_assets.results import check_unknown
 
-    instances = {}
-    for b in project.registry.benchmarks:
-        instances[b.name] = load_instances(project.benchmark_path(b.name), b.name, b.format)
+    instances = {b.name: load_benchmark(project, b.name) for b in project.registry.benchmarks}
     ids = {name: set(df["instance_id"].to_list()) for name, df in instances.items()}
     for m in project.registry.models:
         path = project.results_path(m.name)
-        if path is not None:
+        if path is None:
+            continue
+        fmt = m.format or detect_format(path)
+        if fmt in ("lm-eval", "inspect", "helm"):
+            check_results(path, m.name, instances, fmt, m.options)
+        else:
             check_unknown(path, m.name, ids, m.format)
     return instances
 
