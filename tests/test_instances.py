@@ -76,3 +76,42 @@ def test_results_select_model_and_validate(tmp_path):
     unknown = _write(tmp_path / "u.jsonl", [{"instance_id": 99, "correct": 1}])
     with pytest.raises(RegistryError, match="unknown instance_id '99'"):
         check_unknown(unknown, "m", {"b": {"0", "1", "2"}}, None)
+
+
+def test_loaders_only_raise_registry_errors_on_random_input(tmp_path_factory):
+    """Adversarial bytes and JSON never crash the instance/results loaders."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8))
+    rows = st.lists(
+        st.dictionaries(
+            st.sampled_from(["instance_id", "question", "answer", "options", "correct", "model"]),
+            st.one_of(scalars, st.lists(scalars, max_size=3)),
+        ),
+        max_size=4,
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.one_of(
+            st.binary(max_size=200),
+            rows.map(lambda r: "\n".join(json.dumps(x) for x in r).encode()),
+        )
+    )
+    def check(data):
+        for suffix in (".jsonl", ".csv"):
+            p = folder / f"x{suffix}"
+            p.write_bytes(data)
+            try:
+                inst = load_instances(p, "b")
+            except RegistryError:
+                inst = None
+            if inst is not None:
+                try:
+                    load_generic_results(p, "m", inst)
+                except RegistryError:
+                    pass
+
+    check()
