@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install install-dev install-local lint clean-demo
+.PHONY: demo test install install-dev install-local lint clean-demo browser-deps
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -35,8 +35,15 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint browser-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 clean-demo:
 	rm -rf demo/.skill-slices
+
+# The browser test drives Debian's Chromium through Playwright (never `playwright install`);
+# it skips when Chromium cannot be installed.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the browser test will skip"; }

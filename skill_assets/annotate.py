@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from skill_assets.schemas import MENTIONS, RATIONALES, conform
+from skill_assets.schemas import MENTIONS, RATIONALES, empty
 
 
 def annotate_instances(
@@ -15,7 +15,7 @@ def annotate_instances(
     """Annotate every instance once; returns (rationales, mentions, llm stats)."""
     ann = project.registry.annotator
     if instances.height == 0:
-        return conform(pl.DataFrame(), RATIONALES), conform(pl.DataFrame(), MENTIONS), {}
+        return empty(RATIONALES), empty(MENTIONS), {}
     if ann.provider == "taxonomy":
         from skill_assets.taxonomy import annotate_with_taxonomy
 

@@ -154,13 +154,25 @@ def evaluate(project_dir: str, model_name: str) -> None:
 @project_option
 @click.option("--model", "model_name", default=None, help="Only findings about this model.")
 @click.option("--level", type=int, default=None, help="Only slices at this level (0 = general).")
+@click.option(
+    "--kind",
+    type=click.Choice(["strength", "weakness", "pairwise"]),
+    default=None,
+    help="Only this kind of finding.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
 @click.option("--all", "show_all", is_flag=True, help="Include findings that are not significant.")
 @click.option("--top", type=int, default=20, show_default=True)
-def insights(project_dir, model_name, level, as_json, show_all, top) -> None:
-    """Print ranked, tested findings with n, CI and q."""
+def insights(project_dir, model_name, level, kind, as_json, show_all, top) -> None:
+    """Print ranked, tested findings with effect, n, accuracy [95% CI], p and q.
+
+    Significant findings (BH q below the registry's insights.q_level) come first;
+    without --all only those are shown, or, when none is significant, the
+    largest effects marked "n.s.".
+    """
     import polars as pl
 
+    from skill_assets.insights import ranked_findings
     from skill_assets.registry import load_project
     from skill_assets.runner import read_asset
 
@@ -169,33 +181,64 @@ def insights(project_dir, model_name, level, as_json, show_all, top) -> None:
     if df is None:
         _fail(f"{project.root}: no insights yet; run `skill-slices run --project {project_dir}`")
     if model_name:
-        df = df.filter(pl.col("model") == model_name)
+        known = set(df["model"].unique().to_list()) | set(df["other_model"].drop_nulls().to_list())
+        if model_name not in known:
+            _fail(f"no findings about model {model_name!r}; known: {', '.join(sorted(known))}")
+        df = df.filter((pl.col("model") == model_name) | (pl.col("other_model") == model_name))
     if level is not None:
         df = df.filter(pl.col("level") == level)
-    if not show_all and "significant" in df.columns:
-        df = df.filter(pl.col("significant"))
-    df = (
-        df.sort(["q", "effect"], descending=[False, True], nulls_last=True).head(top)
-        if df.height
-        else df
-    )
+    if kind:
+        df = df.filter(pl.col("kind") == kind)
+    q_level = project.registry.insights.q_level
+    note = ""
+    if not show_all and df.height:
+        sig = df.filter(pl.col("significant"))
+        if sig.height == 0:
+            note = (
+                f"no finding is significant at q < {q_level}; the largest effects are shown (n.s.)"
+            )
+        else:
+            df = sig
+    df = ranked_findings(df).head(top) if df.height else df
     if as_json:
         click.echo(json.dumps(df.to_dicts(), default=str))
         return
     if df.height == 0:
-        click.echo("no findings (try --all)")
+        click.echo("no findings (try --all, or a lower slices.min_slice_size)")
         return
+    if note:
+        click.echo(note)
+    click.echo(_format_findings(df))
     click.echo(
-        f"{'kind':<9} {'model':<24} {'vs':<24} {'skill':<40} {'lvl':>3} {'effect':>7} {'n':>5} "
-        f"{'acc [95% CI]':<22} {'q':>8}"
+        f"effect: accuracy points vs the other model (pairwise) or the mean of the others "
+        f"(strength/weakness); CI: Wilson 95%; p: exact McNemar; q: Benjamini-Hochberg; "
+        f"* = q < {q_level}"
     )
+
+
+def _format_findings(df) -> str:
+    def pct(v):
+        return "   -" if v is None else f"{100 * v:4.1f}"
+
+    def pv(v):
+        return "-" if v is None else f"{v:.2g}"
+
+    header = (
+        f"{'kind':<9} {'model':<24} {'vs':<24} {'skill':<38} {'lvl':>3} {'effect':>7} "
+        f"{'n':>5} {'acc % [95% CI]':<19} {'vs %':>5} {'p':>8} {'q':>8}"
+    )
+    lines = [header, "-" * len(header)]
     for r in df.iter_rows(named=True):
-        ci = f"{r['accuracy']:.2f} [{r['ci_low']:.2f},{r['ci_high']:.2f}]"
-        click.echo(
-            f"{r['kind']:<9} {str(r['model'])[:24]:<24} {str(r.get('other_model') or 'others')[:24]:<24} "
-            f"{str(r['name'])[:40]:<40} {r['level']:>3} {r['effect']:>+7.3f} {r['n']:>5} "
-            f"{ci:<22} {r['q']:>8.2g}"
+        ci = f"{pct(r['accuracy'])} [{pct(r['ci_low'])},{pct(r['ci_high'])}]"
+        other = r.get("other_model") or "mean of others"
+        star = "*" if r.get("significant") else " "
+        lines.append(
+            f"{r['kind']:<9} {str(r['model'])[:24]:<24} {str(other)[:24]:<24} "
+            f"{str(r['name'])[:38]:<38} {r['level']:>3} {100 * r['effect']:>+6.1f} "
+            f"{r['n']:>5} {ci:<19} {pct(r['other_accuracy']):>5} {pv(r['p']):>8} "
+            f"{pv(r['q']):>7}{star}"
         )
+    return "\n".join(lines)
 
 
 @main.command()

@@ -343,6 +343,20 @@ def skill_insights(
     return conform(out, INSIGHTS)
 
 
+def ranked_findings(insights: pl.DataFrame) -> pl.DataFrame:
+    """Findings in reading order: significant first, each group by |effect| (then q).
+
+    The same order as the per-model ``rank`` of :func:`skill_insights`, across models.
+    """
+    if insights.height == 0:
+        return insights
+    return insights.sort(
+        ["significant", pl.col("effect").abs(), "q", "insight_id"],
+        descending=[True, True, False, False],
+        nulls_last=True,
+    )
+
+
 def _fmt_finding(row: dict, sign: str) -> str:
     q = row["q"]
     q_txt = "q=n/a" if q is None else f"q={q:.2g}"

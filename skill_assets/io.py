@@ -29,7 +29,9 @@ def _read_jsonl(path: Path) -> list[dict]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise RegistryError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(
+        text.split("\n"), start=1
+    ):  # not splitlines: U+2028 is valid in JSON strings
         if not line.strip():
             continue
         try:

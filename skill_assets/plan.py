@@ -21,11 +21,13 @@ CODE_VERSIONS = {
     "rationales": "1",
     "skill_mentions": "1",
     "skill_embeddings": "1",
-    "skill_slices": "1",
-    "slice_accuracy": "1",
-    "skill_insights": "1",
+    "skill_slices": "2",
+    "slice_accuracy": "2",
+    "skill_insights": "2",
     "routing_policy": "1",
-    "routing_evaluation": "1",
+    "routing_evaluation": "2",
+    "model_evolution": "1",
+    "dataset_view": "1",
 }
 
 PARTITIONED_BY_BENCHMARK = ("benchmark_instances", "rationales", "skill_mentions")
@@ -36,6 +38,8 @@ AGGREGATES = (
     "skill_insights",
     "routing_policy",
     "routing_evaluation",
+    "model_evolution",
+    "dataset_view",
 )
 
 
@@ -97,6 +101,18 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
     fp[("routing_policy", None)] = policy
     fp[("routing_evaluation", None)] = stable_hash(
         CODE_VERSIONS["routing_evaluation"], policy, instances, reg.routing.model_dump()
+    )
+    fp[("model_evolution", None)] = stable_hash(
+        "model_evolution",
+        CODE_VERSIONS["model_evolution"],
+        slices,
+        results,
+        reg.compare,
+        reg.slices.model_dump(),
+        reg.insights.model_dump(),
+    )
+    fp[("dataset_view", None)] = stable_hash(
+        "dataset_view", CODE_VERSIONS["dataset_view"], slices, results
     )
     return fp
 

@@ -1,4 +1,12 @@
-"""One self-contained HTML report: tables and pictures, images inlined, opens offline."""
+"""One self-contained HTML report: tables and pictures, images inlined, opens offline.
+
+The report reads the materialized assets of a project (``slice_accuracy``,
+``skill_insights``, ``routing_evaluation``, ``skill_slices``, the partitions of
+``model_results`` and ``benchmark_instances``) and recomputes the model
+evolution and the dataset view from them with the same pure functions as the
+``model_evolution`` / ``dataset_view`` assets, so every section describes the
+same run. Nothing is fetched: no script, font or stylesheet leaves the file.
+"""
 
 from __future__ import annotations
 
@@ -10,104 +18,372 @@ from pathlib import Path
 import polars as pl
 
 from skill_assets import plots
+from skill_assets.insights import ranked_findings
 from skill_assets.registry import Project, RegistryError
+
+FINDING_COLS = [
+    "rank",
+    "kind",
+    "model",
+    "other_model",
+    "name",
+    "level",
+    "effect",
+    "n",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "other_accuracy",
+    "p",
+    "q",
+    "insight_id",
+]
+EVOLUTION_COLS = [
+    "rank",
+    "name",
+    "level",
+    "n",
+    "acc_old",
+    "acc_new",
+    "change",
+    "avg_change",
+    "relative_change",
+    "improved",
+    "regressed",
+    "p",
+    "q",
+    "p_vs_avg",
+    "q_vs_avg",
+    "significant",
+]
 
 
 def _img(png: bytes | None, alt: str) -> str:
     if not png:
         return ""
     data = base64.b64encode(png).decode()
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
 
 
-def _table(df: pl.DataFrame, cols: list[str], limit: int = 50) -> str:
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return ""
+        if v != 0 and abs(v) < 1e-3:
+            return f"{v:.2e}"
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _table(df: pl.DataFrame, cols: list[str], limit: int = 50, cls: str = "") -> str:
     cols = [c for c in cols if c in df.columns]
+    if df.height == 0:
+        return "<p class='empty'>(no rows)</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = []
     for r in df.head(limit).select(cols).iter_rows():
-        cells = []
-        for v in r:
-            if isinstance(v, float):
-                v = f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
-            cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r)
+        rows.append(f"<tr>{cells}</tr>")
+    more = (
+        f"<p class='note'>{df.height - limit} more rows in the asset.</p>"
+        if df.height > limit
+        else ""
+    )
+    attr = f' class="{cls}"' if cls else ""
+    return (
+        f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    )
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{100 * v:.1f}"
+
+
+def _pval(v) -> str:
+    return "" if v is None else f"{v:.2g}"
+
+
+def findings_records(insights: pl.DataFrame, limit: int = 25) -> list[dict]:
+    """The top findings as flat records (strings and numbers) for a metadata table."""
+    out = []
+    for r in ranked_findings(insights).head(limit).iter_rows(named=True):
+        out.append(
+            {
+                "skill": str(r["name"])[:60],
+                "effect_pts": round(100 * r["effect"], 1),
+                "q": _pval(r["q"]),
+                "model": r["model"],
+                "vs": r["other_model"] or "others",
+                "kind": r["kind"] + (" *" if r["significant"] else ""),
+                "n": r["n"],
+                "acc_pct_ci": f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
+                "p": _pval(r["p"]),
+                "level": r["level"],
+                "insight_id": r["insight_id"],
+            }
+        )
+    return out
+
+
+def findings_markdown(insights: pl.DataFrame, limit: int = 25) -> str:
+    """A Markdown table of the top findings with effect, n, accuracy [95% CI], p and q."""
+    if insights.height == 0:
+        return "*No findings: need two models and slices above the minimum size.*"
+    df = ranked_findings(insights).head(limit)
+    n_sig = insights.filter(pl.col("significant")).height
+    lines = [
+        f"{n_sig} of {insights.height} findings significant; top {df.height} shown.",
+        "",
+        "| kind | model | vs | skill | level | effect (pts) | n | acc % [95% CI] | other % | p | q |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in df.iter_rows(named=True):
+        name = str(r["name"]).replace("|", "/")[:60]
+        star = " *" if r["significant"] else ""
+        ci = f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+        lines.append(
+            f"| {r['kind']}{star} | {r['model']} | {r['other_model'] or 'mean of others'} | "
+            f"{name} | {r['level']} | {100 * r['effect']:+.1f} | {r['n']} | {ci} | "
+            f"{_pct(r['other_accuracy'])} | {_pval(r['p'])} | {_pval(r['q'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _anchor(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
 
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1rem 0}
-td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
-th{background:#f3f3f3} figure{margin:1rem 0} img{max-width:100%}
-h2{border-bottom:1px solid #ccc;padding-bottom:4px}
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1150px;
+color:#222;padding:0 1rem;line-height:1.4}
+table{border-collapse:collapse;font-size:12.5px;margin:.6rem 0 1rem}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f3f3f3;position:sticky;top:0} tr:nth-child(even) td{background:#fafafa}
+figure{margin:1rem 0} img{max-width:100%} figcaption{font-size:12px;color:#666}
+h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:2.2rem}
+nav a{margin-right:1rem} .note,.empty{color:#666;font-size:13px} code{background:#f3f3f3}
 """
 
 
-def write_report(project: Project) -> Path:
-    """Write `<project>/.skill-slices/reports/report.html` and return its path."""
-    from skill_assets.accuracy import overall_accuracy
+def _partitions(project: Project, asset: str) -> pl.DataFrame | None:
+    folder = project.assets_dir / asset
+    files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
+    if not files:
+        return None
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+
+
+def load_inputs(project: Project) -> dict[str, pl.DataFrame | None]:
+    """The materialized assets a report needs, restricted to the registry's benchmarks/models."""
     from skill_assets.runner import read_asset
 
-    acc = read_asset(project, "slice_accuracy")
-    ins = read_asset(project, "skill_insights")
-    ev = read_asset(project, "routing_evaluation")
-    if acc is None or ins is None or ev is None:
-        raise RegistryError(f"{project.root}: nothing to report yet; run `skill-slices run` first")
-    results_dir = project.assets_dir / "model_results"
-    results = (
-        pl.read_parquet(sorted(results_dir.rglob("*.parquet"))) if results_dir.exists() else None
-    )
-    parts = [
-        f"<h1>skill-slices report</h1><p>Project <code>{html.escape(str(project.root))}</code>, "
-        f"generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>"
-    ]
+    out: dict[str, pl.DataFrame | None] = {
+        name: read_asset(project, name)
+        for name in ("slice_accuracy", "skill_insights", "routing_evaluation", "skill_slices")
+    }
+    benches = [b.name for b in project.registry.benchmarks]
+    models = [m.name for m in project.registry.models]
+    results = _partitions(project, "model_results")
+    if results is not None:
+        results = results.filter(pl.col("benchmark").is_in(benches) & pl.col("model").is_in(models))
+    instances = _partitions(project, "benchmark_instances")
+    if instances is not None:
+        instances = instances.filter(pl.col("benchmark").is_in(benches))
+    out["model_results"] = results
+    out["benchmark_instances"] = instances
+    return out
+
+
+def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> str:
+    """The report as one HTML string (images inlined as data: URIs)."""
+    from skill_assets.accuracy import overall_accuracy
+    from skill_assets.evolution import dataset_view, model_evolution
+
+    acc, ins, ev = inputs["slice_accuracy"], inputs["skill_insights"], inputs["routing_evaluation"]
+    slices, results = inputs.get("skill_slices"), inputs.get("model_results")
+    instances = inputs.get("benchmark_instances")
+    reg = project.registry
+    min_size, q_level = reg.slices.min_slice_size, reg.insights.q_level
+    sections: list[tuple[str, str]] = []
+
+    # --- overall ---------------------------------------------------------------------
+    body = []
     if results is not None and results.height:
-        parts += [
-            "<h2>Overall accuracy</h2>",
-            _table(overall_accuracy(results), ["model", "n", "accuracy", "ci_low", "ci_high"]),
-        ]
-    parts += ["<h2>Findings</h2>"]
-    sig = ins.filter(pl.col("significant")) if ins.height else ins
-    shown = sig if sig.height else ins
-    parts.append(
-        "<p>Significant findings (q below the configured level).</p>"
-        if sig.height
-        else "<p>No finding reaches significance; the largest effects are shown.</p>"
+        body.append(
+            _table(
+                overall_accuracy(results),
+                ["model", "n", "n_correct", "accuracy", "ci_low", "ci_high"],
+            )
+        )
+        per_bench = (
+            results.group_by("benchmark", "model")
+            .agg(pl.len().alias("n"), pl.col("correct").mean().alias("accuracy"))
+            .sort("benchmark", "model")
+        )
+        if per_bench["benchmark"].n_unique() > 1:
+            body.append(_table(per_bench, ["benchmark", "model", "n", "accuracy"], limit=200))
+    body.append(
+        f"<p class='note'>Slices enter the findings with at least {min_size} instances per model; "
+        f"a finding is significant when its Benjamini–Hochberg q is below {q_level}. "
+        "Intervals are Wilson 95%; pairwise p-values are exact McNemar tests (binomial test on "
+        "the discordant instances) on the instances both models answered.</p>"
     )
-    cols = [
-        "insight_id",
-        "kind",
-        "model",
-        "other_model",
-        "name",
-        "level",
-        "effect",
-        "n",
-        "accuracy",
-        "ci_low",
-        "ci_high",
-        "p",
-        "q",
-    ]
-    parts.append(
-        _table(
-            shown.sort(["q", "effect"], descending=[False, True], nulls_last=True)
-            if shown.height
-            else shown,
-            cols,
+    sections.append(("Overall accuracy", "".join(body)))
+
+    # --- findings --------------------------------------------------------------------
+    body = []
+    if ins.height:
+        sig = ins.filter(pl.col("significant"))
+        shown = sig if sig.height else ins
+        body.append(
+            f"<p>{sig.height} of {ins.height} tested findings are significant.</p>"
+            if sig.height
+            else f"<p>None of the {ins.height} tested findings reaches significance "
+            "(q &lt; level); the largest effects are shown.</p>"
+        )
+        body.append(
+            _table(
+                ranked_findings(shown),
+                FINDING_COLS,
+                cls="findings",
+            )
+        )
+    else:
+        body.append(
+            "<p class='empty'>No findings: need two models and slices above the minimum size.</p>"
+        )
+    sections.append(("Findings", "".join(body)))
+
+    # --- per model -------------------------------------------------------------------
+    body = []
+    for m in sorted(acc["model"].unique().to_list()) if acc.height else []:
+        mine = ins.filter(
+            (pl.col("model") == m) & pl.col("kind").is_in(["strength", "weakness"])
+        ).sort("rank")
+        body.append(f"<h3 id='model-{_anchor(m)}'>{html.escape(m)}</h3>")
+        body.append(_img(plots.strengths_plot(ins, acc, m), f"{m}: strengths and weaknesses"))
+        body.append(_table(mine, FINDING_COLS, limit=12))
+    sections.append(("Strengths and weaknesses per model", "".join(body)))
+
+    # --- heat map --------------------------------------------------------------------
+    sections.append(
+        (
+            "Accuracy per skill",
+            _img(plots.accuracy_heatmap(acc), "accuracy heat map (skills × models)")
+            + _table(
+                acc.filter(~pl.col("small")).sort(["level", "n"], descending=[False, True]),
+                ["name", "level", "model", "n", "accuracy", "ci_low", "ci_high"],
+                limit=60,
+            ),
         )
     )
-    for m in sorted(acc["model"].unique().to_list()):
-        parts.append(_img(plots.strengths_plot(ins, acc, m), f"{m}: strengths and weaknesses"))
-    parts += ["<h2>Accuracy per skill</h2>", _img(plots.accuracy_heatmap(acc), "accuracy heat map")]
-    parts += [
-        "<h2>Routing</h2>",
-        _img(plots.routing_bars(ev), "routing accuracy"),
-        _table(ev, list(ev.columns)),
+
+    # --- evolution -------------------------------------------------------------------
+    if reg.compare:
+        body = []
+        evo = (
+            model_evolution(results, slices, reg.compare, min_size, q_level)
+            if results is not None and slices is not None
+            else None
+        )
+        if evo is not None and evo.height:
+            body.append(
+                "<p>Per registered pair: change on each slice against the pair's average change; "
+                "p tests change ≠ 0 (McNemar), p_vs_avg tests change ≠ average change (Fisher, "
+                "improvements vs regressions inside vs outside the slice).</p>"
+            )
+            body.append(
+                _img(
+                    plots.evolution_bars(evo), "model evolution: most improved and regressed skills"
+                )
+            )
+            for (old, new), grp in evo.group_by(["old_model", "new_model"], maintain_order=True):
+                body.append(f"<h3>{html.escape(old)} → {html.escape(new)}</h3>")
+                body.append(_table(grp.sort("rank"), EVOLUTION_COLS, limit=20))
+        else:
+            body.append(
+                "<p class='empty'>No slice reaches the minimum size for the registered pairs.</p>"
+            )
+        sections.append(("Model evolution", "".join(body)))
+
+    # --- dataset view ----------------------------------------------------------------
+    if results is not None and slices is not None:
+        view = dataset_view(results, slices, instances)
+        if view.height:
+            mix = view.filter(pl.col("view") == "benchmark_mix")
+            by_skill = view.filter(pl.col("view") == "accuracy_by_skill")
+            by_bench = view.filter(pl.col("view") == "accuracy_by_benchmark")
+            body = [
+                _img(plots.dataset_plot(view), "dataset view"),
+                "<h3>Benchmark composition (top-level skills)</h3>",
+                _table(
+                    mix, ["benchmark", "name", "n", "share_of_benchmark", "share_of_skill"], 100
+                ),
+                "<h3>Where each model's accuracy comes from</h3>",
+                "<p class='note'>Each instance's score is split equally between its top-level "
+                "skills; contributions of a model sum to its overall accuracy.</p>",
+                _table(
+                    by_skill,
+                    [
+                        "model",
+                        "name",
+                        "n",
+                        "weight",
+                        "accuracy",
+                        "contribution",
+                        "other_contribution",
+                    ],
+                    100,
+                ),
+                _table(by_bench, ["model", "name", "n", "weight", "accuracy", "contribution"], 100)
+                if by_bench["name"].n_unique() > 1
+                else "",
+            ]
+            sections.append(("Dataset view", "".join(body)))
+
+    # --- routing ---------------------------------------------------------------------
+    body = [_img(plots.routing_bars(ev), "routing: held-out accuracy (leave-one-out)")]
+    body.append(
+        _table(
+            ev.sort(["scheme", "accuracy"], descending=[False, True]) if ev.height else ev,
+            list(ev.columns),
+            limit=100,
+        )
+    )
+    sections.append(("Routing", "".join(body)))
+
+    nav = "".join(f"<a href='#{_anchor(t)}'>{html.escape(t)}</a>" for t, _ in sections)
+    parts = [
+        "<h1>skill-slices report</h1>",
+        f"<p>Project <code>{html.escape(str(project.root))}</code>, generated "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
+        f"<nav>{nav}</nav>",
     ]
-    out = project.reports_dir / "report.html"
+    for title, content in sections:
+        parts.append(f"<h2 id='{_anchor(title)}'>{html.escape(title)}</h2>{content}")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>skill-slices report</title><style>{CSS}</style></head>"
+        f"<body>{''.join(parts)}</body></html>"
+    )
+
+
+def write_report(project: Project, out: Path | None = None) -> Path:
+    """Write `<project>/.skill-slices/reports/report.html` (or `out`) and return its path."""
+    inputs = load_inputs(project)
+    if any(inputs[k] is None for k in ("slice_accuracy", "skill_insights", "routing_evaluation")):
+        raise RegistryError(f"{project.root}: nothing to report yet; run `skill-slices run` first")
+    doc = build_report(project, inputs)
+    out = Path(out) if out is not None else project.reports_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = f"<!doctype html><html><head><meta charset='utf-8'><title>skill-slices report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
     tmp = out.with_suffix(".tmp")
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(out)

@@ -2,35 +2,55 @@
 
 Pure functions (numpy / scipy.sparse / polars); no Dagster here.
 
-The rule (Moayeri et al. 2024, DESIGN.md §7). For an instance, take the slices
-that contain it (optionally only some levels, and only slices with at least
-``min_slice_size`` training instances). For every model, average its
-accuracies on those slices, weighted by ``1 / n`` (``weighting="inverse_size"``;
-also ``"uniform"`` and ``"sqrt_inverse"`` = ``1 / sqrt(n)``), where ``n`` is
-the slice's number of training instances. Pick the argmax; when no slice
-applies, pick the default model (the best overall on the training data). Ties
-go to the model with the higher overall training accuracy, then to the
-alphabetically first.
+Slices. The policy routes with the inferred skill slices (optionally only some
+``levels``, and only slices with at least ``min_slice_size`` training
+instances) and, with ``metadata_slices=[column, ...]``, one slice per value of
+each of those registry metadata columns (an instances column such as
+``benchmark`` or a key of the metadata JSON such as ``category``), so what a
+benchmark's authors labelled sits beside what the annotator inferred.
+Metadata slices ignore ``levels``; their ids are ``meta:<column>=<value>``.
 
-Each slice accuracy is shrunk toward a prior, beta-binomial style:
-``(k + shrink * p_prior) / (n + shrink)``, where ``p_prior`` is the model's
-(raw) accuracy on the slice's parent slice, or its overall accuracy for a
-top-level slice (or when the parent has no training data). ``shrink=0`` gives
-the paper's raw rule. ``min_slice_size`` (default 30) keeps tiny slices from
-routing: with 1/n weights a 2-instance slice would otherwise outweigh every
-large one (the paper routed with slices of >= 100 instances only).
+Two decision rules (``rule``):
+
+* ``"paper"`` — Moayeri et al. 2024, DESIGN.md §7. For every model, average
+  its accuracies on the instance's slices, weighted by ``1 / n``
+  (``weighting="inverse_size"``; also ``"uniform"`` and ``"sqrt_inverse"`` =
+  ``1 / sqrt(n)``), ``n`` being the slice's number of training instances.
+  Each slice accuracy is shrunk toward a prior, beta-binomial style:
+  ``(k + shrink * p_prior) / (n + shrink)``, where ``p_prior`` is the model's
+  raw accuracy on the slice's parent slice, or its overall accuracy for a
+  top-level slice. ``shrink=0`` is the paper's raw rule. With no usable
+  slice, the default model (best overall) is chosen.
+* ``"residual"`` — base plus shrunk deviations. The *base* of an instance is
+  the model's accuracy on the instance's cell of the first metadata column
+  (``metadata_slices[0]``, e.g. its category; shrunk toward the overall
+  accuracy by ``shrink``), or the overall accuracy without metadata. Every
+  other usable slice contributes its *deviation* from what the base predicts
+  for its own members: ``dev = (k - E + shrink * dev_parent) / (n + shrink)``
+  where ``E`` is the sum of the members' base accuracies and ``dev_parent =
+  (k_p - E_p) / n_p`` is the parent's raw deviation (0 for a top-level
+  slice), so a small, specific slice is shrunk toward its broader parent and
+  a slice that merely restates the category adds nothing. The score is the
+  base plus the weighted mean of the deviations. A skill slice pooled across
+  categories is judged against the mix of categories it actually contains.
+
+Choice: the argmax of the scores; with ``costs`` ({model: cost per call}) and
+``cost_lambda`` > 0, the argmax of ``score - cost_lambda * cost`` (accuracy
+traded against money, ``cost_lambda`` in accuracy per cost unit). Ties (within
+1e-9) go to the model with the higher overall training accuracy, then to the
+alphabetically first.
 
 Held-out evaluation never lets an instance see its own result:
 
-* ``loo`` — leave-one-out: every count (slice, parent, overall) has the
-  instance's own result subtracted, ``(k - own) / (n - 1)``.
+* ``loo`` — leave-one-out: every count (slice, parent, base cell, overall,
+  expected counts) is what a policy fitted without the instance would hold.
 * ``kfold`` — counts come from the other folds only.
 * ``lobo`` — leave-one-benchmark-out: counts come from the other benchmarks
   only (only when there is more than one benchmark).
 
-All three are the same computation: "subtract the held-out group's counts",
-done on the sparse instance x slice membership, so 12k instances x 2k slices
-evaluate in about a second.
+All three are "subtract the held-out group's counts", done on the sparse
+instance x slice membership; the engine is tested to equal refitting
+:func:`fit_policy` on the training part and calling :func:`route_skills`.
 """
 
 from __future__ import annotations
@@ -43,10 +63,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from skill_assets.accuracy import _results_core, slice_membership
+from skill_assets.accuracy import _results_core
 
 WEIGHTINGS = ("inverse_size", "uniform", "sqrt_inverse")
+RULES = ("paper", "residual")
 POLICY_FORMAT = "skill-slices/routing-policy"
+POLICY_VERSION = 2
+META_PREFIX = "meta:"
+TIE_TOL = 1e-9
 
 ROUTING_EVALUATION = {
     "router": pl.String,
@@ -58,10 +82,18 @@ ROUTING_EVALUATION = {
     "gain_vs_best_single": pl.Float64,
     "gain_ci_low": pl.Float64,
     "gain_ci_high": pl.Float64,
+    "mean_cost": pl.Float64,  # mean cost per instance (null without costs)
 }
 
 
-# --------------------------------------------------------------------------- weights
+# --------------------------------------------------------------------------- small helpers
+
+
+def _check(weighting: str, rule: str) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
 
 
 def _weights(n: np.ndarray, weighting: str) -> np.ndarray:
@@ -81,45 +113,137 @@ def _weights(n: np.ndarray, weighting: str) -> np.ndarray:
 
 
 def _argmax_tiebreak(scores: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
-    """Row-wise argmax of ``scores``; ties by larger ``tiebreak``, then lowest index."""
+    """Row-wise argmax of ``scores``; ties (within TIE_TOL) by larger ``tiebreak``, then lowest index."""
     top = np.max(scores, axis=1, keepdims=True)
-    cand = scores >= top  # exact ties (scores are ratios of the same counts)
-    return np.argmax(np.where(cand, tiebreak, -np.inf), axis=1)
+    cand = scores >= top - TIE_TOL
+    tb = np.max(np.where(cand, tiebreak, -np.inf), axis=1, keepdims=True)
+    return np.argmax(cand & (tiebreak >= tb - TIE_TOL), axis=1)
+
+
+def _cost_vector(models: list[str], costs: dict | None) -> np.ndarray | None:
+    """Cost per call for each model (missing or None -> 0); None without costs."""
+    if not costs:
+        return None
+    return np.array([float(costs.get(m) or 0.0) for m in models])
+
+
+def metadata_slice_id(column: str, value) -> str:
+    """The slice id of one metadata value: ``meta:<column>=<value>``."""
+    return f"{META_PREFIX}{column}={value}"
+
+
+def _metadata_values(instances: pl.DataFrame | None, uids: pl.Series, column: str) -> list:
+    """Value of ``column`` per uid: an instances column, or a key of its metadata JSON."""
+    if instances is None or instances.height == 0:
+        return [None] * uids.len()
+    if column in instances.columns and column != "metadata":
+        vals = instances.select("uid", pl.col(column).cast(pl.String).alias("_v"))
+    elif "metadata" in instances.columns:
+        parsed = []
+        for m in instances["metadata"].to_list():
+            v = json.loads(m).get(column) if m else None
+            parsed.append(None if v is None else (v if isinstance(v, str) else json.dumps(v)))
+        vals = pl.DataFrame({"uid": instances["uid"], "_v": pl.Series(parsed, dtype=pl.String)})
+    else:
+        return [None] * uids.len()
+    vals = vals.unique("uid", keep="first")
+    return pl.DataFrame({"uid": uids}).join(vals, on="uid", how="left")["_v"].to_list()
+
+
+def metadata_slices(instances: pl.DataFrame | None, columns: list[str] | None) -> pl.DataFrame:
+    """One slice per (column, value) of ``instances``; missing values make no slice.
+
+    Columns: skill_id (``meta:<column>=<value>``), name (``<column>: <value>``),
+    level (null), parent_id (null), uids, meta_column.
+    """
+    schema = {
+        "skill_id": pl.String,
+        "name": pl.String,
+        "level": pl.Int64,
+        "parent_id": pl.String,
+        "uids": pl.List(pl.String),
+        "meta_column": pl.String,
+    }
+    if instances is None or instances.height == 0 or not columns:
+        return pl.DataFrame(schema=schema)
+    uids = instances["uid"].cast(pl.String).unique(maintain_order=True)
+    frames = []
+    for col in dict.fromkeys(columns):
+        vals = _metadata_values(instances, uids, col)
+        df = (
+            pl.DataFrame({"uid": uids, "v": pl.Series(vals, dtype=pl.String)})
+            .drop_nulls("v")
+            .group_by("v", maintain_order=True)
+            .agg(pl.col("uid").alias("uids"))
+            .sort("v")
+        )
+        frames.append(
+            df.select(
+                pl.format("{}{}={}", pl.lit(META_PREFIX), pl.lit(col), "v").alias("skill_id"),
+                pl.format("{}: {}", pl.lit(col), "v").alias("name"),
+                pl.lit(None, dtype=pl.Int64).alias("level"),
+                pl.lit(None, dtype=pl.String).alias("parent_id"),
+                "uids",
+                pl.lit(col, dtype=pl.String).alias("meta_column"),
+            )
+        )
+    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
+
+
+def _all_slices(
+    slices: pl.DataFrame, instances: pl.DataFrame | None, columns: list[str] | None
+) -> pl.DataFrame:
+    """Skill slices (meta_column null) followed by the metadata slices; one row per id."""
+    skill = (
+        slices.select(
+            pl.col("skill_id").cast(pl.String),
+            pl.col("name").cast(pl.String),
+            pl.col("level").cast(pl.Int64),
+            pl.col("parent_id").cast(pl.String),
+            pl.col("uids").cast(pl.List(pl.String)),
+            pl.lit(None, dtype=pl.String).alias("meta_column"),
+        )
+        if slices.height
+        else metadata_slices(None, None)
+    )
+    out = pl.concat([skill, metadata_slices(instances, columns)])
+    return out.unique("skill_id", keep="first", maintain_order=True)
 
 
 # --------------------------------------------------------------------------- policy
 
 
-def _slice_table(slices: pl.DataFrame) -> pl.DataFrame:
-    return slices.select(
-        pl.col("skill_id").cast(pl.String),
-        pl.col("name").cast(pl.String),
-        pl.col("level").cast(pl.Int64),
-        pl.col("parent_id").cast(pl.String),
-    ).unique("skill_id", keep="first", maintain_order=True)
-
-
 def fit_policy(
     results: pl.DataFrame,
     slices: pl.DataFrame,
+    instances: pl.DataFrame | None = None,
     *,
     levels: list[int] | None = None,
     weighting: str = "inverse_size",
     shrink: float = 10.0,
     min_slice_size: int = 30,
+    rule: str = "paper",
+    metadata_slices: list[str] | None = None,
+    costs: dict[str, float] | None = None,
+    cost_lambda: float = 0.0,
 ) -> dict:
     """Fit the routing policy on all results: a JSON-serialisable dict.
 
     Keys: ``format``, ``version``, ``models`` (sorted), ``default_model`` (best
-    overall accuracy), ``weighting``, ``shrink``, ``levels``, ``min_slice_size``,
-    ``overall`` ({model: {n, n_correct, accuracy}}) and ``skills``
-    ({skill_id: {name, level, parent_id, n, models: {model: {n, n_correct,
-    accuracy}}}}). Every slice with at least one result is stored (parents are
-    needed as shrinkage priors); ``levels`` and ``min_slice_size`` are applied
-    by :func:`route_skills`.
+    overall accuracy), ``rule``, ``weighting``, ``shrink``, ``levels``,
+    ``min_slice_size``, ``metadata_slices``, ``costs``, ``cost_lambda``,
+    ``overall`` ({model: {n, n_correct, accuracy}}), ``base`` ({column,
+    cells: {value: {model: {n, n_correct}}}}; column null without metadata
+    slices) and ``skills`` ({skill_id: {name, level, parent_id, n, kind
+    ("skill" | "metadata"), [column, value,] models: {model: {n, n_correct,
+    accuracy, expected}}}}), where ``expected`` is the sum over the slice's
+    members of their base accuracy (see the module docstring). Every slice
+    with at least one result is stored (parents are needed as priors);
+    ``levels`` and ``min_slice_size`` are applied by :func:`route_skills`.
+    ``instances`` (uid + the metadata columns) is needed for metadata slices.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    _check(weighting, rule)
+    meta_cols = list(dict.fromkeys(metadata_slices or []))
     core = _results_core(results)
     models = sorted(core["model"].unique().to_list())
     overall = {}
@@ -136,55 +260,117 @@ def fit_policy(
     default_model = (
         sorted(models, key=lambda m: (-overall[m]["accuracy"], m))[0] if models else None
     )
-    skills: dict[str, dict] = {}
-    if slices.height and core.height:
-        meta = _slice_table(slices)
-        counts = (
-            slice_membership(slices)
-            .join(core, on="uid", how="inner")
-            .group_by("skill_id", "model")
+    base_col = meta_cols[0] if meta_cols else None
+    cells: dict[str, dict] = {}
+    ov = pl.DataFrame(
+        {"model": models, "ov": [overall[m]["accuracy"] for m in models]},
+        schema={"model": pl.String, "ov": pl.Float64},
+    )
+    if base_col is not None and core.height:
+        uids = core["uid"].unique()
+        cell_of = pl.DataFrame(
+            {
+                "uid": uids,
+                "cell": pl.Series(_metadata_values(instances, uids, base_col), dtype=pl.String),
+            }
+        )
+        core = core.join(cell_of, on="uid", how="left")
+        stats = (
+            core.drop_nulls("cell")
+            .group_by("cell", "model")
             .agg(pl.len().alias("n"), pl.col("correct").sum().alias("k"))
         )
+        for c, m, n, k in stats.select("cell", "model", "n", "k").sort("cell", "model").iter_rows():
+            cells.setdefault(c, {})[m] = {"n": int(n), "n_correct": float(k)}
+        p = (
+            stats.join(ov, on="model")
+            .with_columns(
+                pl.when(pl.col("n") + shrink > 0)
+                .then((pl.col("k") + shrink * pl.col("ov")) / (pl.col("n") + shrink))
+                .otherwise(pl.col("ov"))
+                .alias("p")
+            )
+            .select("cell", "model", "p")
+        )
+        core = (
+            core.join(p, on=["cell", "model"], how="left")
+            .join(ov, on="model")
+            .with_columns(pl.col("p").fill_null(pl.col("ov")))
+            .drop("ov", "cell")
+        )
+    else:
+        core = core.join(ov, on="model").rename({"ov": "p"})
+    skills: dict[str, dict] = {}
+    table = _all_slices(slices, instances, meta_cols)
+    if table.height and core.height:
+        members = (
+            table.select("skill_id", "uids")
+            .filter(pl.col("uids").list.len() > 0)
+            .explode("uids")
+            .rename({"uids": "uid"})
+            .drop_nulls()
+        ).unique()
+        counts = (
+            members.join(core, on="uid", how="inner")
+            .group_by("skill_id", "model")
+            .agg(
+                pl.len().alias("n"),
+                pl.col("correct").sum().alias("k"),
+                pl.col("p").sum().alias("e"),
+            )
+        )
         sizes = (
-            slice_membership(slices)
-            .join(core.select("uid").unique(), on="uid", how="inner")
+            members.join(core.select("uid").unique(), on="uid", how="inner")
             .group_by("skill_id")
             .agg(pl.len().alias("n_total"))
         )
         per_model: dict[str, dict] = {}
-        for sid, m, n, k in counts.select("skill_id", "model", "n", "k").iter_rows():
+        for sid, m, n, k, e in counts.select("skill_id", "model", "n", "k", "e").iter_rows():
             per_model.setdefault(sid, {})[m] = {
                 "n": int(n),
                 "n_correct": float(k),
                 "accuracy": float(k / n),
+                "expected": float(e),
             }
         n_total = dict(sizes.iter_rows())
-        for sid, name, level, parent in meta.iter_rows():
+        for sid, name, level, parent, mcol in table.select(
+            "skill_id", "name", "level", "parent_id", "meta_column"
+        ).iter_rows():
             if sid not in per_model:
                 continue
-            skills[sid] = {
+            entry = {
                 "name": name,
                 "level": None if level is None else int(level),
                 "parent_id": parent,
                 "n": int(n_total[sid]),
-                "models": dict(sorted(per_model[sid].items())),
+                "kind": "skill" if mcol is None else "metadata",
             }
+            if mcol is not None:
+                entry["column"] = mcol
+                entry["value"] = sid[len(META_PREFIX) + len(mcol) + 1 :]
+            entry["models"] = dict(sorted(per_model[sid].items()))
+            skills[sid] = entry
     return {
         "format": POLICY_FORMAT,
-        "version": 1,
+        "version": POLICY_VERSION,
         "models": models,
         "default_model": default_model,
+        "rule": rule,
         "weighting": weighting,
         "shrink": float(shrink),
         "levels": None if levels is None else [int(x) for x in levels],
         "min_slice_size": int(min_slice_size),
+        "metadata_slices": meta_cols or None,
+        "costs": None if not costs else {m: float(costs.get(m) or 0.0) for m in models},
+        "cost_lambda": float(cost_lambda),
         "overall": overall,
+        "base": {"column": base_col, "cells": cells},
         "skills": skills,
     }
 
 
 def save_policy(policy: dict, path: str | Path) -> Path:
-    """Write the policy as JSON (UTF-8, sorted keys kept stable); returns the path."""
+    """Write the policy as JSON (UTF-8); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(policy, indent=1, allow_nan=False), encoding="utf-8")
@@ -192,22 +378,38 @@ def save_policy(policy: dict, path: str | Path) -> Path:
 
 
 def load_policy(path: str | Path) -> dict:
-    """Read a policy written by :func:`save_policy`."""
+    """Read a policy written by :func:`save_policy` (version 1 files load as the paper rule)."""
     policy = json.loads(Path(path).read_text(encoding="utf-8"))
     if policy.get("format") != POLICY_FORMAT:
         raise ValueError(f"{path}: not a skill-slices routing policy (format key missing)")
+    policy.setdefault("rule", "paper")
+    policy.setdefault("metadata_slices", None)
+    policy.setdefault("costs", None)
+    policy.setdefault("cost_lambda", 0.0)
+    policy.setdefault("base", {"column": None, "cells": {}})
     return policy
 
 
-def route_skills(skill_ids: list[str], policy: dict) -> dict:
+def route_skills(
+    skill_ids: list[str],
+    policy: dict,
+    metadata: dict | None = None,
+    *,
+    cost_lambda: float | None = None,
+) -> dict:
     """Choose a model for an instance whose skills (slice ids) are ``skill_ids``.
 
-    Returns ``{"model", "default_used", "scores": {model: score}, "skills":
-    [{skill_id, name, level, n, weight, accuracy: {model: raw},
-    score: {model: shrunk}}] (heaviest first), "ignored_skills": [...]}``.
-    Skills unknown to the policy, outside its levels or below its minimum
-    size are ignored; with none left the default model is chosen and the
-    scores are the overall accuracies.
+    ``metadata`` ({column: value}) supplies the instance's values of the
+    policy's ``metadata_slices`` columns (absent values are simply unknown).
+    ``cost_lambda`` overrides the policy's.
+
+    Returns ``{"model", "default_used", "scores": {model: score}, "utility":
+    {model: score - lambda * cost}, "base": {model: base} (residual rule),
+    "skills": [{skill_id, name, level, n, weight, accuracy: {model: raw},
+    score: {model: shrunk accuracy (paper) or deviation (residual)}}]
+    (heaviest first), "ignored_skills": [...]}``. Skills unknown to the
+    policy, outside its levels or below its minimum size are ignored; with
+    none left the default is the base (residual) or the overall accuracy.
     """
     models = policy["models"]
     overall = policy["overall"]
@@ -215,22 +417,41 @@ def route_skills(skill_ids: list[str], policy: dict) -> dict:
     levels = policy.get("levels")
     shrink = float(policy.get("shrink", 0.0))
     min_n = int(policy.get("min_slice_size", 1))
+    rule = policy.get("rule", "paper")
+    meta_cols = policy.get("metadata_slices") or []
+    base_col = meta_cols[0] if (rule == "residual" and meta_cols) else None
+    lam = float(policy.get("cost_lambda", 0.0) if cost_lambda is None else cost_lambda)
+    cost = _cost_vector(models, policy.get("costs"))
+    metadata = metadata or {}
+    ids = list(skill_ids) + [
+        metadata_slice_id(c, metadata[c]) for c in meta_cols if metadata.get(c) is not None
+    ]
     used, ignored = [], []
-    for sid in dict.fromkeys(skill_ids):
+    for sid in dict.fromkeys(ids):
         s = skills.get(sid)
-        if s is None or (levels is not None and s["level"] not in levels) or s["n"] < min_n:
-            ignored.append(sid)
+        if s is None:
+            if not sid.startswith(META_PREFIX):
+                ignored.append(sid)
+            continue
+        if s.get("kind") == "metadata":
+            if s.get("column") == base_col:
+                continue  # the base, not a deviation
+            ok = s["n"] >= min_n
         else:
-            used.append(sid)
+            ok = (levels is None or s["level"] in levels) and s["n"] >= min_n
+        (used if ok else ignored).append(sid)
     overall_acc = np.array([overall[m]["accuracy"] for m in models])
-    if not used:
-        return {
-            "model": policy["default_model"],
-            "default_used": True,
-            "scores": {m: float(a) for m, a in zip(models, overall_acc, strict=True)},
-            "skills": [],
-            "ignored_skills": ignored,
-        }
+
+    def _cell(s: dict | None, m: str) -> dict:
+        return (s or {}).get("models", {}).get(m) or {"n": 0, "n_correct": 0.0, "expected": 0.0}
+
+    base = overall_acc.copy()
+    if rule == "residual" and base_col is not None and metadata.get(base_col) is not None:
+        cell = policy.get("base", {}).get("cells", {}).get(str(metadata[base_col]), {})
+        for j, m in enumerate(models):
+            c = cell.get(m)
+            if c and c["n"] + shrink > 0:
+                base[j] = (c["n_correct"] + shrink * overall_acc[j]) / (c["n"] + shrink)
     num = np.zeros(len(models))
     den = 0.0
     details = []
@@ -238,20 +459,21 @@ def route_skills(skill_ids: list[str], policy: dict) -> dict:
         s = skills[sid]
         parent = skills.get(s["parent_id"]) if s.get("parent_id") else None
         w = float(_weights(np.array([s["n"]]), policy["weighting"])[0])
-        raw, shrunk = {}, {}
+        raw, val = {}, {}
         for j, m in enumerate(models):
-            cell = s["models"].get(m, {"n": 0, "n_correct": 0.0})
-            pcell = (parent or {}).get("models", {}).get(m) if parent else None
-            prior = (
-                pcell["n_correct"] / pcell["n"]
-                if pcell and pcell["n"] > 0
-                else overall[m]["accuracy"]
-            )
-            denom = cell["n"] + shrink
-            acc = (cell["n_correct"] + shrink * prior) / denom if denom > 0 else prior
-            raw[m] = cell["n_correct"] / cell["n"] if cell["n"] > 0 else None
-            shrunk[m] = acc
-            num[j] += w * acc
+            c = _cell(s, m)
+            pc = _cell(parent, m)
+            raw[m] = c["n_correct"] / c["n"] if c["n"] > 0 else None
+            if rule == "residual":
+                pdev = (pc["n_correct"] - pc["expected"]) / pc["n"] if pc["n"] > 0 else 0.0
+                denom = c["n"] + shrink
+                v = (c["n_correct"] - c["expected"] + shrink * pdev) / denom if denom > 0 else 0.0
+            else:
+                prior = pc["n_correct"] / pc["n"] if pc["n"] > 0 else overall_acc[j]
+                denom = c["n"] + shrink
+                v = (c["n_correct"] + shrink * prior) / denom if denom > 0 else prior
+            val[m] = float(v)
+            num[j] += w * v
         den += w
         details.append(
             {
@@ -261,19 +483,27 @@ def route_skills(skill_ids: list[str], policy: dict) -> dict:
                 "n": s["n"],
                 "weight": w,
                 "accuracy": raw,
-                "score": shrunk,
+                "score": val,
             }
         )
-    scores = num / den
-    choice = int(_argmax_tiebreak(scores[None, :], overall_acc[None, :])[0])
+    if rule == "residual":
+        scores = base + (num / den if den > 0 else 0.0)
+    else:
+        scores = num / den if den > 0 else overall_acc
+    utility = scores - lam * cost if (cost is not None and lam) else scores
+    choice = int(_argmax_tiebreak(utility[None, :], overall_acc[None, :])[0])
     details.sort(key=lambda d: -d["weight"])
-    return {
+    out = {
         "model": models[choice],
-        "default_used": False,
+        "default_used": not used,
         "scores": {m: float(x) for m, x in zip(models, scores, strict=True)},
+        "utility": {m: float(x) for m, x in zip(models, utility, strict=True)},
         "skills": details,
         "ignored_skills": ignored,
     }
+    if rule == "residual":
+        out["base"] = {m: float(x) for m, x in zip(models, base, strict=True)}
+    return out
 
 
 # --------------------------------------------------------------------------- evaluation engine
@@ -294,10 +524,119 @@ def _heldout_overall(C: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         ov_k = k_tot[None, :] - gk[groups]
         ov_n = n - gn[groups]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ov_n[:, None] > 0, ov_k / ov_n[:, None], 0.0)
+        return np.where(ov_n[:, None] > 0, ov_k / np.maximum(ov_n, 1e-300)[:, None], 0.0)
 
 
-def _entry_scores(
+class _Heldout:
+    """Held-out counts for (instance, slice) pairs under one scheme.
+
+    ``groups`` None is leave-one-out (the pair's instance is removed from the
+    slice when it is a member, ``inside``); otherwise the instance's whole
+    group is removed. With ``cell`` (base partition code per instance, -1 =
+    missing) it also gives the held-out expected count ``E`` of a slice: the
+    sum over its training members of their training base accuracy.
+    """
+
+    def __init__(self, C, member, groups, cell=None, n_cells=0, shrink=0.0):
+        self.C, self.member, self.groups = C, member, groups
+        n, n_models = C.shape
+        self.K = np.asarray(member @ C)
+        self.N = np.asarray(member.sum(axis=1)).ravel()
+        self.overall = _heldout_overall(C, groups)
+        self.tau = float(shrink)
+        self.cell = cell
+        n_cells = max(int(n_cells), 1)
+        n_slices = member.shape[0]
+        if groups is not None:
+            ng = int(groups.max()) + 1 if groups.size else 0
+            self.KG = np.zeros((ng, n_slices, n_models))
+            self.NG = np.zeros((ng, n_slices))
+            for g in range(ng):
+                sel = groups == g
+                self.KG[g] = np.asarray(member[:, sel] @ C[sel])
+                self.NG[g] = np.asarray(member[:, sel].sum(axis=1)).ravel()
+        if cell is None:
+            return
+        tau = self.tau
+        has = cell >= 0
+        Kc = np.zeros((n_cells, n_models))
+        np.add.at(Kc, cell[has], C[has])
+        Nc = np.bincount(cell[has], minlength=n_cells).astype(float)
+        self.base = self.overall.copy()
+        if groups is None:
+            Z = sp.csr_matrix(
+                (np.ones(int(has.sum())), (np.flatnonzero(has), cell[has])), shape=(n, n_cells)
+            )
+            self.nsc = (member @ Z).tocsr()
+            self.nmiss = np.asarray(member @ (~has).astype(float)).ravel()
+            d1 = Nc + tau
+            inv = np.where(d1 > 0, 1.0 / np.where(d1 > 0, d1, 1.0), 0.0)
+            self.A = np.asarray(self.nsc @ (Kc * inv[:, None]))
+            self.D = np.asarray(self.nsc @ inv).ravel()
+            self.Kc, self.Nc = Kc, Nc
+            ci = np.where(has, cell, 0)
+            d2 = Nc[ci] - 1 + tau
+            ok = has & (d2 > 0)
+            self.base[ok] = (Kc[ci[ok]] - C[ok] + tau * self.overall[ok]) / d2[ok, None]
+        else:
+            ng = self.KG.shape[0]
+            self.EG = np.zeros((ng, n_slices, n_models))
+            for g in range(ng):
+                sel = groups == g
+                hs = has & sel
+                Kg = np.zeros((n_cells, n_models))
+                np.add.at(Kg, cell[hs], C[hs])
+                Ng = np.bincount(cell[hs], minlength=n_cells).astype(float)
+                n_tr = n - sel.sum()
+                ov = (C.sum(axis=0) - C[sel].sum(axis=0)) / n_tr if n_tr > 0 else np.zeros(n_models)
+                d = Nc - Ng + tau
+                p = np.where(
+                    d[:, None] > 0, (Kc - Kg + tau * ov) / np.where(d > 0, d, 1.0)[:, None], ov
+                )
+                b = np.where(has[:, None], p[np.where(has, cell, 0)], ov)
+                self.base[sel] = b[sel]
+                b[sel] = 0.0
+                self.EG[g] = np.asarray(member @ b)
+
+    def counts(self, i, s, inside):
+        """Held-out (k: pairs x models, n: pairs) of slice ``s`` for instance ``i``."""
+        if self.groups is None:
+            return self.K[s] - inside[:, None] * self.C[i], self.N[s] - inside
+        g = self.groups[i]
+        return self.K[s] - self.KG[g, s], self.N[s] - self.NG[g, s]
+
+    def expected(self, i, s, inside):
+        """Held-out expected count of slice ``s`` (pairs x models) for instance ``i``."""
+        if self.groups is not None:
+            return self.EG[self.groups[i], s]
+        tau, C, cell = self.tau, self.C, self.cell
+        ci = cell[i]
+        has = ci >= 0
+        cc = np.where(has, ci, 0)
+        ne = np.asarray(self.nsc[s, cc]).ravel() * has if s.size else np.zeros(0)
+        d1 = self.Nc[cc] + tau
+        d2 = self.Nc[cc] - 1 + tau
+        rest = has * (ne - inside)  # training members of s in the instance's own cell
+        r2 = np.where(d2 > 0, rest / np.where(d2 > 0, d2, 1.0), 0.0)
+        q1 = np.where(d1 > 0, has * ne / np.where(d1 > 0, d1, 1.0), 0.0)
+        A = self.A[s] - q1[:, None] * self.Kc[cc] + r2[:, None] * (self.Kc[cc] - C[i])
+        D = self.D[s] - q1 + r2
+        miss = self.nmiss[s] - inside * (~has)
+        ov = self.overall[i]
+        return A + tau * ov * D[:, None] + ov * miss[:, None]
+
+
+def _inside(rows: np.ndarray, cols: np.ndarray, i: np.ndarray, s: np.ndarray, n_slices: int):
+    """1.0 where instance i is a member of slice s (pairs), else 0.0."""
+    keys = np.sort(rows.astype(np.int64) * n_slices + cols)
+    q = i.astype(np.int64) * n_slices + s
+    if keys.size == 0:
+        return np.zeros(q.size)
+    pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+    return (keys[pos] == q).astype(float)
+
+
+def _policy_scores(
     C: np.ndarray,
     rows: np.ndarray,
     cols: np.ndarray,
@@ -308,80 +647,82 @@ def _entry_scores(
     weighting: str,
     shrink: float,
     min_slice_size: int,
-) -> np.ndarray:
-    """Held-out routing choices for every instance (index into the model axis).
+    rule: str = "paper",
+    cell: np.ndarray | None = None,
+    n_cells: int = 0,
+):
+    """Held-out policy scores: ``(scores, has, overall)``, each instance x model.
 
-    ``C`` (instances x models) are the scores; ``rows``/``cols`` the membership
-    entries (instance i is in slice s); ``parent[s]`` the parent slice index or
-    -1; ``usable[s]`` whether slice s may route; ``groups`` None for
-    leave-one-out or an integer held-out group per instance.
+    ``rows``/``cols`` are the membership entries (instance i is in slice s);
+    ``parent[s]`` the parent slice index or -1; ``usable[s]`` whether slice s
+    may route; ``groups`` None for leave-one-out or an integer held-out group
+    per instance; ``cell`` the base partition code per instance (residual
+    rule; -1 missing). ``has`` is False where no slice applied (paper rule:
+    the caller falls back to ``overall``).
     """
     n_inst, n_models = C.shape
     member = sp.csr_matrix(
         (np.ones(rows.size), (cols, rows)), shape=(n_slices, n_inst), dtype=np.float64
     )
-    K = np.asarray(member @ C)  # slice x model
-    N = np.asarray(member.sum(axis=1)).ravel()  # slice
-    if groups is None:
-        own_k = C[rows]  # entry x model
-        own_n = np.ones(rows.size)
-    else:
-        n_groups = int(groups.max()) + 1 if groups.size else 0
-        KG = np.zeros((n_groups, n_slices, n_models))
-        NG = np.zeros((n_groups, n_slices))
-        for g in range(n_groups):
-            sel = groups == g
-            KG[g] = np.asarray(member[:, sel] @ C[sel])
-            NG[g] = np.asarray(member[:, sel].sum(axis=1)).ravel()
-        g_e = groups[rows]
-        own_k = KG[g_e, cols]
-        own_n = NG[g_e, cols]
-    overall = _heldout_overall(C, groups)  # instance x model
-    default = _argmax_tiebreak(overall, np.zeros_like(overall))
+    residual = rule == "residual"
+    if residual and cell is None:
+        cell, n_cells = np.zeros(n_inst, dtype=np.int64), 0
+        cell[:] = -1
+    H = _Heldout(C, member, groups, cell if residual else None, n_cells, shrink)
+    overall = H.overall
     if rows.size == 0:
-        return default
-    k_e = K[cols] - own_k
-    n_e = N[cols] - own_n
-    # prior: parent's held-out accuracy, else the instance's held-out overall accuracy
-    prior = overall[rows].copy()
-    par = parent[cols]
-    has_par = par >= 0
-    if has_par.any():
-        e = np.flatnonzero(has_par)
-        p = par[e]
-        if groups is None:
-            keys = np.sort(rows.astype(np.int64) * n_slices + cols)
-            q = rows[e].astype(np.int64) * n_slices + p
-            pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-            inside = (keys[pos] == q).astype(float)
-            pk = K[p] - inside[:, None] * C[rows[e]]
-            pn = N[p] - inside
-        else:
-            pk = K[p] - KG[groups[rows[e]], p]
-            pn = N[p] - NG[groups[rows[e]], p]
-        ok = pn > 0
-        prior[e[ok]] = pk[ok] / pn[ok, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = (k_e + shrink * prior) / (n_e + shrink)[:, None]
+        if residual:
+            return H.base, np.ones(n_inst, bool), overall
+        return overall.copy(), np.zeros(n_inst, bool), overall
+    ones = np.ones(rows.size)
+    k_e, n_e = H.counts(rows, cols, ones)
     w = _weights(n_e, weighting) * usable[cols] * (n_e >= max(min_slice_size, 1))
-    acc = np.where(w[:, None] > 0, acc, 0.0)
-    den = np.bincount(rows, weights=w, minlength=n_inst)
+    live = np.flatnonzero(w > 0)
+    r, c, k_e, n_e, w = rows[live], cols[live], k_e[live], n_e[live], w[live]
+    par = parent[c]
+    e = np.flatnonzero(par >= 0)
+    p = par[e]
+    ins_p = _inside(rows, cols, r[e], p, n_slices) if groups is None else None
+    if residual:
+        E = H.expected(r, c, np.ones(r.size))
+        pdev = np.zeros_like(k_e)
+        if e.size:
+            kp, np_ = H.counts(r[e], p, ins_p)
+            Ep = H.expected(r[e], p, ins_p)
+            ok = np_ > 0
+            pdev[e[ok]] = (kp[ok] - Ep[ok]) / np_[ok, None]
+        val = (k_e - E + shrink * pdev) / (n_e + shrink)[:, None]
+    else:
+        prior = overall[r].copy()
+        if e.size:
+            kp, np_ = H.counts(r[e], p, ins_p)
+            ok = np_ > 0
+            prior[e[ok]] = kp[ok] / np_[ok, None]
+        val = (k_e + shrink * prior) / (n_e + shrink)[:, None]
+    den = np.bincount(r, weights=w, minlength=n_inst)
     num = np.stack(
-        [np.bincount(rows, weights=w * acc[:, m], minlength=n_inst) for m in range(n_models)],
+        [np.bincount(r, weights=w * val[:, m], minlength=n_inst) for m in range(n_models)],
         axis=1,
     )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scores = num / den[:, None]
-    routed = _argmax_tiebreak(np.where(den[:, None] > 0, scores, 0.0), overall)
-    return np.where(den > 0, routed, default)
+    has = den > 0
+    mean = np.where(has[:, None], num / np.where(has, den, 1.0)[:, None], 0.0)
+    if residual:
+        return H.base + mean, np.ones(n_inst, bool), overall
+    return np.where(has[:, None], mean, overall), has, overall
+
+
+def _choose(scores, has, overall, cost=None, lam: float = 0.0) -> np.ndarray:
+    """Model index per instance: argmax of score - lam * cost (overall where no slice)."""
+    util = np.where(has[:, None], scores, overall)
+    if cost is not None and lam:
+        util = util - lam * cost[None, :]
+    return _argmax_tiebreak(util, overall)
 
 
 def _best_single(C: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     """Held-out best overall model per instance."""
-    empty = np.zeros(0, dtype=np.int64)
-    return _entry_scores(
-        C, empty, empty, 0, np.zeros(0, np.int64), np.zeros(0), groups, "uniform", 0.0, 1
-    )
+    ov = _heldout_overall(C, groups)
+    return _argmax_tiebreak(ov, np.zeros_like(ov))
 
 
 def _knn_choices(
@@ -478,22 +819,6 @@ def _majority_vote(core: pl.DataFrame, uids: pl.Series, C: np.ndarray) -> np.nda
     return value.fill_null(0.0).to_numpy().astype(float)
 
 
-def _metadata_values(instances: pl.DataFrame | None, uids: pl.Series, column: str) -> list:
-    """Value of ``column`` per uid: an instances column, or a key of its metadata JSON."""
-    if instances is None or instances.height == 0:
-        return [None] * uids.len()
-    if column in instances.columns and column != "metadata":
-        vals = instances.select("uid", pl.col(column).cast(pl.String).alias("_v"))
-    else:
-        parsed = []
-        for m in instances["metadata"].to_list():
-            v = json.loads(m).get(column) if m else None
-            parsed.append(None if v is None else (v if isinstance(v, str) else json.dumps(v)))
-        vals = pl.DataFrame({"uid": instances["uid"], "_v": pl.Series(parsed, dtype=pl.String)})
-    vals = vals.unique("uid", keep="first")
-    return pl.DataFrame({"uid": uids}).join(vals, on="uid", how="left")["_v"].to_list()
-
-
 def _bootstrap_counts(n: int, n_boot: int, seed: int, chunk: int = 200):
     """Yield (b x n) resampling count matrices, ``n_boot`` resamples in total."""
     rng = np.random.default_rng(seed)
@@ -518,10 +843,19 @@ class _Data:
     rows: np.ndarray  # membership entries: instance index ...
     cols: np.ndarray  # ... and slice index
     parent: np.ndarray  # parent slice index per slice, -1 if none
-    usable: np.ndarray  # 1.0 for slices allowed to route (levels)
+    usable: np.ndarray  # 1.0 for slices allowed to route (levels; metadata slices)
+    usable_residual: np.ndarray  # same, without the base column's metadata slices
+    cell: np.ndarray  # base partition code per instance (-1 = no value)
+    n_cells: int
 
 
-def _prepare(results: pl.DataFrame, slices: pl.DataFrame, levels: list[int] | None) -> _Data | None:
+def _prepare(
+    results: pl.DataFrame,
+    slices: pl.DataFrame,
+    levels: list[int] | None,
+    instances: pl.DataFrame | None = None,
+    metadata_slices: list[str] | None = None,
+) -> _Data | None:
     keep = [c for c in ("parsed_answer", "benchmark") if c in results.columns]
     core = (
         results.select(
@@ -551,10 +885,18 @@ def _prepare(results: pl.DataFrame, slices: pl.DataFrame, levels: list[int] | No
     cm = core.join(uid_idx, on="uid").join(m_idx, on="model")
     C = np.zeros((n, len(models)))
     C[cm["i"].to_numpy(), cm["m"].to_numpy()] = cm["correct"].to_numpy()
-    meta = _slice_table(slices)
-    s_idx = meta.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("s"))
+    meta_cols = list(dict.fromkeys(metadata_slices or []))
+    table = _all_slices(slices, instances, meta_cols)
+    s_idx = table.select("skill_id", "parent_id", "level", "meta_column").with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("s")
+    )
     mem = (
-        slice_membership(slices)
+        table.select("skill_id", "uids")
+        .filter(pl.col("uids").list.len() > 0)
+        .explode("uids")
+        .rename({"uids": "uid"})
+        .drop_nulls("uid")
+        .unique()
         .join(s_idx.select("skill_id", "s"), on="skill_id")
         .join(uid_idx, on="uid")
     )
@@ -569,21 +911,58 @@ def _prepare(results: pl.DataFrame, slices: pl.DataFrame, levels: list[int] | No
         .to_numpy()
         .astype(np.int64)
     )
-    usable = (
-        np.ones(meta.height)
+    is_meta = s_idx["meta_column"].is_not_null().to_numpy()
+    level_ok = (
+        np.ones(table.height, bool)
         if levels is None
-        else meta["level"].is_in([int(x) for x in levels]).fill_null(False).to_numpy()
-    ).astype(float)
+        else s_idx["level"].is_in([int(x) for x in levels]).fill_null(False).to_numpy()
+    )
+    usable = np.where(is_meta, True, level_ok).astype(float)
+    base_col = meta_cols[0] if meta_cols else None
+    is_base = (s_idx["meta_column"] == base_col).fill_null(False).to_numpy() if base_col else None
+    usable_residual = usable * (~is_base) if is_base is not None else usable.copy()
+    cell = np.full(n, -1, dtype=np.int64)
+    n_cells = 0
+    if base_col is not None:
+        vals = _metadata_values(instances, uids, base_col)
+        ok = np.array([v is not None for v in vals], dtype=bool)
+        if ok.any():
+            _, codes = np.unique(
+                np.asarray([v for v in vals if v is not None], dtype=str), return_inverse=True
+            )
+            cell[ok] = codes.ravel()
+            n_cells = int(codes.max()) + 1
     return _Data(
         models=models,
         uids=uids,
         core=core,
         C=C,
-        n_slices=meta.height,
+        n_slices=table.height,
         rows=mem["i"].to_numpy().astype(np.int64),
         cols=mem["s"].to_numpy().astype(np.int64),
         parent=parent,
         usable=usable,
+        usable_residual=usable_residual,
+        cell=cell,
+        n_cells=n_cells,
+    )
+
+
+def _scores_for(data: _Data, groups, rule, weighting, shrink, min_slice_size):
+    return _policy_scores(
+        data.C,
+        data.rows,
+        data.cols,
+        data.n_slices,
+        data.parent,
+        data.usable_residual if rule == "residual" else data.usable,
+        groups,
+        weighting,
+        shrink,
+        min_slice_size,
+        rule,
+        data.cell,
+        data.n_cells,
     )
 
 
@@ -604,8 +983,60 @@ def _scheme_groups(
         bench = _benchmarks(data.core, instances, data.uids)
         if bench is not None and len(set(bench)) > 1:
             _, g = np.unique(np.asarray(bench, dtype=str), return_inverse=True)
-            out["lobo"] = g.astype(np.int64)
+            out["lobo"] = g.astype(np.int64).ravel()
     return out
+
+
+@dataclass
+class HeldoutScores:
+    """Held-out policy scores of one scheme, for choosing under any cost trade-off.
+
+    ``scores``/``overall``: instance x model; ``has``: a slice applied (paper
+    rule); ``C``: the instance x model correctness; ``groups``: the held-out
+    group per instance (None for leave-one-out).
+    """
+
+    models: list[str]
+    uids: pl.Series
+    C: np.ndarray
+    scores: np.ndarray
+    has: np.ndarray
+    overall: np.ndarray
+    groups: np.ndarray | None
+
+    def choose(self, costs: dict[str, float] | None = None, cost_lambda: float = 0.0) -> np.ndarray:
+        """Chosen model index per instance for ``score - cost_lambda * cost``."""
+        return _choose(
+            self.scores, self.has, self.overall, _cost_vector(self.models, costs), cost_lambda
+        )
+
+
+def heldout_policy_scores(
+    results: pl.DataFrame,
+    slices: pl.DataFrame,
+    instances: pl.DataFrame | None = None,
+    *,
+    scheme: str = "loo",
+    folds: int = 5,
+    seed: int = 0,
+    rule: str = "paper",
+    weighting: str = "inverse_size",
+    shrink: float = 10.0,
+    levels: list[int] | None = None,
+    min_slice_size: int = 30,
+    metadata_slices: list[str] | None = None,
+) -> HeldoutScores | None:
+    """The skill policy's held-out scores under ``scheme`` (None when it does not apply)."""
+    _check(weighting, rule)
+    data = _prepare(results, slices, levels, instances, metadata_slices)
+    if data is None:
+        return None
+    groups = _scheme_groups(data, instances, (scheme,), folds, seed)
+    if scheme not in groups:
+        return None
+    g = groups[scheme]
+    scores, has, overall = _scores_for(data, g, rule, weighting, shrink, min_slice_size)
+    return HeldoutScores(data.models, data.uids, data.C, scores, has, overall, g)
 
 
 def heldout_routes(
@@ -620,13 +1051,17 @@ def heldout_routes(
     shrink: float = 10.0,
     levels: list[int] | None = None,
     min_slice_size: int = 30,
+    rule: str = "paper",
+    metadata_slices: list[str] | None = None,
+    costs: dict[str, float] | None = None,
+    cost_lambda: float = 0.0,
 ) -> pl.DataFrame:
     """Per-instance held-out decisions of the skill policy.
 
     Columns: uid, fold (held-out group; the instance's own index for ``loo``),
-    model (chosen), best_single (the held-out best overall model, which is
-    also the fallback when no slice applies), correct (score of the chosen
-    model). Same rule and parameters as :func:`evaluate_routing`.
+    model (chosen), best_single (the held-out best overall model), correct
+    (score of the chosen model). Same rule and parameters as
+    :func:`evaluate_routing`.
     """
     schema = {
         "uid": pl.String,
@@ -635,37 +1070,33 @@ def heldout_routes(
         "best_single": pl.String,
         "correct": pl.Float64,
     }
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    data = _prepare(results, slices, levels)
-    if data is None:
-        return pl.DataFrame(schema=schema)
-    groups = _scheme_groups(data, instances, (scheme,), folds, seed)
-    if scheme not in groups:
-        return pl.DataFrame(schema=schema)
-    g = groups[scheme]
-    n = data.uids.len()
-    routed = _entry_scores(
-        data.C,
-        data.rows,
-        data.cols,
-        data.n_slices,
-        data.parent,
-        data.usable,
-        g,
-        weighting,
-        shrink,
-        min_slice_size,
+    hs = heldout_policy_scores(
+        results,
+        slices,
+        instances,
+        scheme=scheme,
+        folds=folds,
+        seed=seed,
+        rule=rule,
+        weighting=weighting,
+        shrink=shrink,
+        levels=levels,
+        min_slice_size=min_slice_size,
+        metadata_slices=metadata_slices,
     )
-    best = _best_single(data.C, g)
-    names = np.asarray(data.models, dtype=object)
+    if hs is None:
+        return pl.DataFrame(schema=schema)
+    n = hs.uids.len()
+    routed = hs.choose(costs, cost_lambda)
+    best = _best_single(hs.C, hs.groups)
+    names = np.asarray(hs.models, dtype=object)
     return pl.DataFrame(
         {
-            "uid": data.uids,
-            "fold": np.arange(n) if g is None else g,
+            "uid": hs.uids,
+            "fold": np.arange(n) if hs.groups is None else hs.groups,
             "model": names[routed].tolist(),
             "best_single": names[best].tolist(),
-            "correct": data.C[np.arange(n), routed],
+            "correct": hs.C[np.arange(n), routed],
         },
         schema=schema,
     )
@@ -688,6 +1119,10 @@ def evaluate_routing(
     knn_k: int = 10,
     schemes: tuple[str, ...] = ("loo", "kfold", "lobo"),
     n_boot: int = 1000,
+    rule: str = "paper",
+    metadata_slices: list[str] | None = None,
+    costs: dict[str, float] | None = None,
+    cost_lambda: float = 0.0,
 ) -> pl.DataFrame:
     """Held-out accuracy of the skill policy and of every baseline.
 
@@ -695,9 +1130,10 @@ def evaluate_routing(
     per scheme (``loo`` always; ``kfold`` when ``folds >= 2``; ``lobo`` when
     the evaluated instances span more than one benchmark), each with routers:
 
-    * ``skill_policy`` — the paper's rule with held-out slice accuracies;
+    * ``skill_policy`` — the policy (``rule``, ``metadata_slices``, ``costs``
+      and ``cost_lambda`` as in :func:`fit_policy`) with held-out counts;
     * ``best_single`` — the model best overall on the held-out training data;
-    * ``metadata_router`` — (when ``metadata_column``) the same rule with one
+    * ``metadata_router`` — (when ``metadata_column``) the paper rule with one
       slice per value of that column (an instances column such as
       ``benchmark``, or a key of the metadata JSON such as ``category``);
     * ``knn_router`` — (when ``question_vectors``, rows aligned with
@@ -712,15 +1148,18 @@ def evaluate_routing(
     ``ci_low``/``ci_high``: 95% percentile bootstrap over instances
     (``n_boot`` resamples, fixed ``seed``, shared by all rows so gains are
     paired); ``gain_vs_best_single`` and its CI compare with the same
-    scheme's ``best_single``. Columns: ``ROUTING_EVALUATION``.
+    scheme's ``best_single``. ``mean_cost`` (with ``costs``): mean cost per
+    instance — the chosen model's; every model's for ``majority_vote``; the
+    cheapest correct model's (else the cheapest) for ``oracle``.
+    Columns: ``ROUTING_EVALUATION``.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    data = _prepare(results, slices, levels)
+    _check(weighting, rule)
+    data = _prepare(results, slices, levels, instances, metadata_slices)
     if data is None:
         return pl.DataFrame(schema=ROUTING_EVALUATION)
     C, uids = data.C, data.uids
     n = uids.len()
+    cost = _cost_vector(data.models, costs)
 
     # metadata router: one slice per metadata value
     meta_rows = meta_cols = None
@@ -753,27 +1192,29 @@ def evaluate_routing(
         "majority_vote": _majority_vote(data.core, uids, C),
         "oracle": C.max(axis=1),
     }
-    columns: list[tuple[str, str, np.ndarray]] = []
+    fixed_cost = {}
+    if cost is not None:
+        right = C >= 0.5
+        cheapest_right = np.where(right, cost[None, :], np.inf).min(axis=1)
+        fixed_cost = {
+            "random": np.full(n, cost.mean()),
+            "majority_vote": np.full(n, cost.sum()),
+            "oracle": np.where(np.isfinite(cheapest_right), cheapest_right, cost.min()),
+        }
+    columns: list[tuple[str, str, np.ndarray, np.ndarray | None]] = []
     arange = np.arange(n)
+
+    def picked(name, scheme, idx):
+        columns.append((name, scheme, C[arange, idx], None if cost is None else cost[idx]))
+
     best = {s: _best_single(C, g) for s, g in scheme_groups.items()}
     knn = _knn_choices(C, vecs, has_vec, scheme_groups, knn_k, best) if vecs is not None else None
     for scheme, groups in scheme_groups.items():
-        routed = _entry_scores(
-            C,
-            data.rows,
-            data.cols,
-            data.n_slices,
-            data.parent,
-            data.usable,
-            groups,
-            weighting,
-            shrink,
-            min_slice_size,
-        )
-        columns.append(("skill_policy", scheme, C[arange, routed]))
-        columns.append(("best_single", scheme, C[arange, best[scheme]]))
+        scores, has, overall = _scores_for(data, groups, rule, weighting, shrink, min_slice_size)
+        picked("skill_policy", scheme, _choose(scores, has, overall, cost, cost_lambda))
+        picked("best_single", scheme, best[scheme])
         if meta_rows is not None:
-            chosen = _entry_scores(
+            ms, mh, mo = _policy_scores(
                 C,
                 meta_rows,
                 meta_cols,
@@ -785,22 +1226,23 @@ def evaluate_routing(
                 shrink,
                 1,
             )
-            columns.append(("metadata_router", scheme, C[arange, chosen]))
+            picked("metadata_router", scheme, _choose(ms, mh, mo))
         if knn is not None:
-            columns.append(("knn_router", scheme, C[arange, knn[scheme]]))
+            picked("knn_router", scheme, knn[scheme])
         for name, value in fixed.items():
-            columns.append((name, scheme, value))
+            columns.append((name, scheme, value, fixed_cost.get(name)))
     if not columns:
         return pl.DataFrame(schema=ROUTING_EVALUATION)
 
     R = np.column_stack([c[2] for c in columns]).astype(np.float32)
-    best_col = {s: j for j, (r_, s, _) in enumerate(columns) if r_ == "best_single"}
-    ref = np.array([best_col[s] for _, s, _ in columns])
+    best_col = {s: j for j, (r_, s, _, _) in enumerate(columns) if r_ == "best_single"}
+    ref = np.array([best_col[s] for _, s, _, _ in columns])
     boots = np.concatenate([W @ R / n for W in _bootstrap_counts(n, n_boot, seed)], axis=0)
     gains = boots - boots[:, ref]
     acc = R.mean(axis=0, dtype=np.float64)
     lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
     glo, ghi = np.percentile(gains, [2.5, 97.5], axis=0)
+    mean_cost = [None if c[3] is None else float(np.mean(c[3])) for c in columns]
     return pl.DataFrame(
         {
             "router": [c[0] for c in columns],
@@ -812,6 +1254,7 @@ def evaluate_routing(
             "gain_vs_best_single": acc - acc[ref],
             "gain_ci_low": glo.astype(float),
             "gain_ci_high": ghi.astype(float),
+            "mean_cost": pl.Series(mean_cost, dtype=pl.Float64),
         },
         schema=ROUTING_EVALUATION,
     )

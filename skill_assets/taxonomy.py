@@ -9,7 +9,7 @@ Method, per instance:
 
 1. Every node is embedded once from its name, description and first keywords (cached per
    taxonomy version and embedder).
-2. The instance text (question and options, cut to a head and a tail of about 240
+2. The instance text (question and options, cut to a head and a tail of about 130
    characters, which keeps MiniLM fast) is embedded; cosine similarity to every node is
    its semantic score.
 3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded one
@@ -94,7 +94,7 @@ _STOPWORDS = frozenset(
 )
 
 _DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) ** power
-MAX_INSTANCE_CHARS = 240  # embedded instance text: head + tail of question and options
+MAX_INSTANCE_CHARS = 128  # embedded instance text: head + tail of question and options
 MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
 
 
@@ -193,20 +193,28 @@ def _content_version(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()[:12]
 
 
-def parse_taxonomy(data: Any, *, source: str = "<taxonomy>", version: str | None = None) -> Taxonomy:
+def parse_taxonomy(
+    data: Any, *, source: str = "<taxonomy>", version: str | None = None
+) -> Taxonomy:
     """Validate a taxonomy given as parsed YAML (a mapping with `skills`, or a list of nodes).
 
     Raises `TaxonomyError` naming `source` and the path of the offending node.
     """
     if version is None:
-        version = _content_version(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str))
+        version = _content_version(
+            json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+        )
     if isinstance(data, list):
         data = {"skills": data}
     if not isinstance(data, dict):
-        raise TaxonomyError(f"{source}: expected a mapping with a 'skills' list, got {type(data).__name__}")
+        raise TaxonomyError(
+            f"{source}: expected a mapping with a 'skills' list, got {type(data).__name__}"
+        )
     unknown = set(data) - {"version", "name", "description", "skills"}
     if unknown:
-        raise TaxonomyError(f"{source}: unknown top-level key(s) {sorted(unknown)}; expected 'skills'")
+        raise TaxonomyError(
+            f"{source}: unknown top-level key(s) {sorted(unknown)}; expected 'skills'"
+        )
     skills = data.get("skills")
     if not isinstance(skills, list) or not skills:
         raise TaxonomyError(f"{source}: 'skills' must be a non-empty list of nodes")
@@ -221,7 +229,9 @@ def parse_taxonomy(data: Any, *, source: str = "<taxonomy>", version: str | None
     def visit(raw: Any, pos: str, parent: TaxonomyNode | None) -> None:
         ppath = parent.path if parent else ()
         if not isinstance(raw, dict):
-            raise TaxonomyError(f"{where(ppath, pos)}: a node must be a mapping, got {type(raw).__name__}")
+            raise TaxonomyError(
+                f"{where(ppath, pos)}: a node must be a mapping, got {type(raw).__name__}"
+            )
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip():
             raise TaxonomyError(f"{where(ppath, pos)}: missing or empty 'name'")
@@ -229,7 +239,9 @@ def parse_taxonomy(data: Any, *, source: str = "<taxonomy>", version: str | None
         path = (*ppath, name)
         bad = set(raw) - allowed
         if bad:
-            raise TaxonomyError(f"{where(path, pos)}: unknown key(s) {sorted(bad)}; allowed {sorted(allowed)}")
+            raise TaxonomyError(
+                f"{where(path, pos)}: unknown key(s) {sorted(bad)}; allowed {sorted(allowed)}"
+            )
         desc = raw.get("description")
         if not isinstance(desc, str) or not desc.strip():
             raise TaxonomyError(f"{where(path, pos)}: missing or empty 'description'")
@@ -239,7 +251,9 @@ def parse_taxonomy(data: Any, *, source: str = "<taxonomy>", version: str | None
         kws = tuple(dict.fromkeys(str(k).strip() for k in kws if str(k).strip()))
         modality = raw.get("modality")
         if modality is not None and modality != "image":
-            raise TaxonomyError(f"{where(path, pos)}: 'modality' must be 'image' when given, got {modality!r}")
+            raise TaxonomyError(
+                f"{where(path, pos)}: 'modality' must be 'image' when given, got {modality!r}"
+            )
         modality = modality or (parent.modality if parent else None)
         children = raw.get("children") or []
         if not isinstance(children, list):
@@ -349,8 +363,19 @@ def _tokens(text: str) -> list[str]:
     return [_norm_token(t) for t in _TOKEN.findall(text)]
 
 
+_LATEX_DOLLAR = re.compile(r"\$(?!\s?\d)")  # "$" that is not a price: TeX math delimiters
+
+
+def _lower_same_length(text: str) -> str:
+    low = text.lower()
+    if len(low) != len(text):  # a few characters lower-case to two; keep offsets aligned
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    return low
+
+
 def _token_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    low = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    low = _lower_same_length(text).replace("\u2019", "'").replace("\u2018", "'")
+    low = _LATEX_DOLLAR.sub(" ", low)
     toks, spans = [], []
     for m in _TOKEN.finditer(low):
         toks.append(_norm_token(m.group()))
@@ -417,7 +442,9 @@ def _clean(text: str | None) -> str:
     return _WS.sub(" ", text or "").strip()
 
 
-def instance_text(question: str | None, options: Sequence[str] | None, max_chars: int = MAX_INSTANCE_CHARS) -> str:
+def instance_text(
+    question: str | None, options: Sequence[str] | None, max_chars: int = MAX_INSTANCE_CHARS
+) -> str:
     """The text embedded for an instance: question and options, head and tail kept."""
     q = _clean(question)
     opts = [_clean(o) for o in (options or []) if o is not None and _clean(o)]
@@ -524,6 +551,16 @@ def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
     return _Structure(parent, level, weights, ancestors, image, candidate)
 
 
+def _general_weights(st: _Structure, max_level: int) -> np.ndarray:
+    """(m, m): row n averages over n's ancestors-or-self at level <= `max_level`."""
+    m = len(st.level)
+    w = np.zeros((m, m), dtype=np.float64)
+    for i in range(m):
+        anc = [a for a in st.ancestors[i] if st.level[a] <= max_level]
+        w[i, anc] = 1.0 / len(anc)
+    return w
+
+
 # ---------------------------------------------------------------------------------------
 # The annotator
 
@@ -594,6 +631,7 @@ def annotate_with_taxonomy(
     max_paths: int = 3,
     hint_keys: Sequence[str] = DEFAULT_HINT_KEYS,
     hint_weight: float = 0.5,
+    hint_max_level: int = 1,
     keyword_weight: float = 0.08,
     image_penalty: float = 0.15,
     rel_threshold: float = 0.85,
@@ -601,7 +639,7 @@ def annotate_with_taxonomy(
     diversity: float = 0.03,
     min_end_level: int = 2,
     max_chars: int = MAX_INSTANCE_CHARS,
-    batch_size: int = 64,
+    batch_size: int = 32,
     chunk_size: int = 2048,
     progress: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -611,7 +649,8 @@ def annotate_with_taxonomy(
     `instances` follows `schemas.INSTANCES`; `embedder` has `.encode(list[str])` returning
     unit vectors and a `.name`. Scoring (see the module docstring):
 
-    - `hint_weight`: share of the metadata-hint similarity in a node's semantic score;
+    - `hint_weight`: share in a path's score of the metadata-hint similarity of the path's
+      general nodes (levels 0 to `hint_max_level`);
     - `keyword_weight`: bonus for a node whose keyword cues occur in the instance;
     - `image_penalty`: subtracted from ``modality: image`` nodes when there is no image;
     - `rel_threshold`: a further path must score at least this fraction of the best one;
@@ -631,6 +670,7 @@ def annotate_with_taxonomy(
     kw_index = _KeywordIndex.build(tax)
     m = len(tax)
     everything = np.ones(m, dtype=bool)
+    hint_weights = _general_weights(st, hint_max_level)
     has_image_nodes = bool(st.image.any())
 
     n = instances.height
@@ -640,7 +680,12 @@ def annotate_with_taxonomy(
         return instances[name].to_list() if name in cols else [None] * n
 
     uids, benchmarks = col("uid"), col("benchmark")
-    questions, options, images, metas = col("question"), col("options"), col("image"), col("metadata")
+    questions, options, images, metas = (
+        col("question"),
+        col("options"),
+        col("image"),
+        col("metadata"),
+    )
 
     rat_rows: list[dict] = []
     men_rows: list[dict] = []
@@ -657,6 +702,8 @@ def annotate_with_taxonomy(
         h_sims = _encode(embedder, uniq_hints, node_vecs, batch_size, False) @ node_vecs.T
 
         scores = np.zeros((len(rows), m), dtype=np.float64)
+        hint_scores = np.zeros((len(rows), m), dtype=np.float64)
+        has_hint = np.zeros(len(rows), dtype=bool)
         cue_list = []
         full_texts = []
         for j, i in enumerate(rows):
@@ -666,8 +713,8 @@ def annotate_with_taxonomy(
                 continue
             sc = t_sims[t_pos[texts[j]]].astype(np.float64)
             if hints[j]:
-                hs = h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
-                sc = (1.0 - hint_weight) * sc + hint_weight * hs
+                hint_scores[j] = h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
+                has_hint[j] = True
             full = _clean(questions[i])
             if options[i]:
                 full += " " + " ".join(_clean(o) for o in options[i] if o)
@@ -680,6 +727,14 @@ def annotate_with_taxonomy(
             cue_list.append(cues)
             full_texts.append(full)
         path_scores = scores @ st.path_weights.T
+        if has_hint.any():
+            # Hints name a domain: they steer only the general levels of a path (the same
+            # amount for every path below a level-`hint_max_level` node), so that the
+            # question, not the word "chemistry", picks the specific chemistry skill.
+            hint_paths = hint_scores[has_hint] @ hint_weights.T
+            path_scores[has_hint] = (1.0 - hint_weight) * path_scores[
+                has_hint
+            ] + hint_weight * hint_paths
 
         for j, i in enumerate(rows):
             uid, bench = uids[i], benchmarks[i]
@@ -695,9 +750,11 @@ def annotate_with_taxonomy(
                 )
                 continue
             ps = path_scores[j]
+            chosen = []
             if has_image_nodes and images[i]:
                 # Read the picture first (one visual skill), then reason (the other steps).
                 chosen = _select_paths(ps, st.image, st, 1, rel_threshold, diversity)
+            if chosen:
                 floor = chosen[0].score - abs(chosen[0].score) * (1.0 - visual_floor)
                 chosen = _select_paths(
                     ps, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen, floor

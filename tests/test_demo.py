@@ -23,6 +23,8 @@ ASSETS = {
     "skill_insights",
     "routing_policy",
     "routing_evaluation",
+    "model_evolution",
+    "dataset_view",
 }
 
 

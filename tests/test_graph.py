@@ -27,6 +27,8 @@ ALL = {
     "skill_insights",
     "routing_policy",
     "routing_evaluation",
+    "model_evolution",
+    "dataset_view",
 }
 
 
@@ -117,6 +119,8 @@ def test_editing_a_results_file_refreshes_only_its_dependants(ran_project):
         "skill_insights",
         "routing_policy",
         "routing_evaluation",
+        "model_evolution",
+        "dataset_view",
     }
 
 

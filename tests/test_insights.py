@@ -7,9 +7,18 @@ import hashlib
 import numpy as np
 import polars as pl
 import pytest
-from scipy.stats import binomtest, false_discovery_control
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest, false_discovery_control, fisher_exact
 
 from skill_assets.accuracy import slice_accuracy
+from skill_assets.evolution import (
+    DATASET_VIEW,
+    EVOLUTION,
+    dataset_view,
+    evolution_summary,
+    model_evolution,
+)
 from skill_assets.insights import (
     GAINS,
     INSIGHTS,
@@ -192,3 +201,196 @@ def test_skill_insights_degenerate_inputs():
     assert big.height == 0 and big.schema == pl.Schema(INSIGHTS)
     assert pairwise_tests(results.filter(pl.col("model") == "A"), slices).height == 0
     assert "No skill insights" in headline(one)
+
+
+# --- property test: every tested number is scipy's on the same counts -----------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(min_value=0, max_value=2**31 - 1),
+    st.integers(min_value=2, max_value=3),
+    st.integers(min_value=1, max_value=60),
+)
+def test_pairwise_matches_scipy_on_random_tables(seed, n_models, n_inst):
+    rng = np.random.default_rng(seed)
+    models = ["A", "B", "C"][:n_models]
+    uids = [u(i) for i in range(n_inst)]
+    table = {m: rng.random(n_inst) < rng.uniform(0.1, 0.9) for m in models}
+    results = pl.DataFrame(
+        {
+            "uid": uids * n_models,
+            "model": [m for m in models for _ in uids],
+            "correct": np.concatenate([table[m] for m in models]).astype(float),
+        }
+    )
+    spec = {f"s{j}": [x for x in uids if rng.random() < 0.6] or uids[:1] for j in range(4)}
+    pw = pairwise_tests(results, make_slices(spec), min_slice_size=1)
+    idx = {x: i for i, x in enumerate(uids)}
+    assert pw.height == 4 * n_models * (n_models - 1) // 2
+    for r in pw.iter_rows(named=True):
+        rows = [idx[x] for x in set(spec[r["skill_id"]])]
+        a, b = table[r["model_a"]][rows], table[r["model_b"]][rows]
+        bb, cc = int((a & ~b).sum()), int((~a & b).sum())
+        assert (r["n"], r["b"], r["c"]) == (len(rows), bb, cc)
+        assert r["effect"] == pytest.approx(a.mean() - b.mean())
+        ref = binomtest(bb, bb + cc, 0.5).pvalue if bb + cc else 1.0
+        assert r["p"] == pytest.approx(ref, rel=1e-9)
+    np.testing.assert_allclose(
+        pw["q"].to_numpy(), false_discovery_control(pw["p"].to_numpy(), method="bh")
+    )
+    acc = slice_accuracy(results, make_slices(spec), min_slice_size=1)
+    assert (acc["ci_low"] <= acc["accuracy"]).all() and (acc["accuracy"] <= acc["ci_high"]).all()
+
+
+# --- model evolution --------------------------------------------------------------------
+
+
+def evolution_results() -> pl.DataFrame:
+    """old/new on u00..u59.
+
+    u00-u09 both right; u10-u19 old wrong, new right (+10); u20-u24 old right,
+    new wrong (-5); u25-u39 both wrong; u40-u49 old right, new wrong (-10);
+    u50-u59 both right. Overall: old 35/60, new 30/60, 10 improved, 15 regressed.
+    """
+    rows = []
+    for i in range(60):
+        if i < 10 or i >= 50:
+            o, n = 1, 1
+        elif i < 20:
+            o, n = 0, 1
+        elif i < 25 or 40 <= i < 50:
+            o, n = 1, 0
+        else:
+            o, n = 0, 0
+        rows += [(u(i), "old", float(o)), (u(i), "new", float(n))]
+    return pl.DataFrame(rows, schema=["uid", "model", "correct"], orient="row")
+
+
+def evolution_slices() -> pl.DataFrame:
+    return make_slices(
+        {
+            "S": [u(i) for i in range(40)],
+            "T": [u(i) for i in range(40, 60)],
+            "Z": [u(i) for i in range(10)],  # both versions right everywhere
+        }
+    )
+
+
+def test_model_evolution_hand_checked():
+    evo = model_evolution(evolution_results(), evolution_slices(), [("old", "new")], 10, 0.05)
+    assert evo.schema == pl.Schema(EVOLUTION)
+    got = {r["skill_id"]: r for r in evo.iter_rows(named=True)}
+    assert set(got) == {"S", "T", "Z"}
+    avg = 30 / 60 - 35 / 60
+    s, t, z = got["S"], got["T"], got["Z"]
+    assert (s["n"], s["improved"], s["regressed"]) == (40, 10, 5)
+    assert (s["acc_old"], s["acc_new"]) == (pytest.approx(15 / 40), pytest.approx(20 / 40))
+    assert s["change"] == pytest.approx(5 / 40)
+    assert s["avg_change"] == pytest.approx(avg)
+    assert s["relative_change"] == pytest.approx(5 / 40 - avg)
+    assert s["direction"] == "improved"
+    assert s["p"] == pytest.approx(binomtest(10, 15, 0.5).pvalue)
+    assert s["p_vs_avg"] == pytest.approx(fisher_exact([[10, 5], [0, 10]]).pvalue)
+    assert (t["n"], t["improved"], t["regressed"]) == (20, 0, 10)
+    assert t["change"] == pytest.approx(-0.5) and t["direction"] == "regressed"
+    assert t["p"] == pytest.approx(binomtest(0, 10, 0.5).pvalue)
+    assert t["p_vs_avg"] == pytest.approx(fisher_exact([[0, 10], [10, 5]]).pvalue)
+    # no discordant pair inside the slice: both tests give p = 1
+    assert (z["improved"], z["regressed"], z["change"]) == (0, 0, 0.0)
+    assert z["p"] == 1.0 and z["p_vs_avg"] == 1.0
+    keys = ["S", "T", "Z"]
+    for col, qcol in (("p", "q"), ("p_vs_avg", "q_vs_avg")):
+        ref = false_discovery_control([got[k][col] for k in keys], method="bh")
+        np.testing.assert_allclose([got[k][qcol] for k in keys], ref)
+    for r in got.values():
+        assert r["significant"] == (r["q_vs_avg"] < 0.05)
+        assert r["significant_change"] == (r["q"] < 0.05)
+        assert r["change_ci_low"] <= r["change"] <= r["change_ci_high"]
+    # ranked within the pair: significant first, then |relative_change|
+    assert evo["rank"].to_list() == [1, 2, 3]
+    assert "most improved" in evolution_summary(evo) and "old -> new" in evolution_summary(evo)
+
+
+def test_model_evolution_degenerate_inputs():
+    res, sl = evolution_results(), evolution_slices()
+    assert model_evolution(res, sl, [], 10).height == 0
+    missing = model_evolution(res, sl, [("old", "nope")], 10)
+    assert missing.height == 0 and missing.schema == pl.Schema(EVOLUTION)
+    assert model_evolution(res, sl, [("old", "new")], 1000).height == 0
+    assert "compare" in evolution_summary(missing)
+
+
+# --- dataset view -----------------------------------------------------------------------
+
+
+def test_dataset_view_hand_checked():
+    slices = pl.DataFrame(
+        {
+            "skill_id": ["X", "Y", "X1"],
+            "name": ["skill X", "skill Y", "skill X1"],
+            "level": [0, 0, 1],
+            "parent_id": [None, None, "X"],
+            "member_names": [["x"], ["y"], ["x1"]],
+            "uids": [["b1/u1", "b1/u2", "b2/u5"], ["b1/u2", "b1/u3"], ["b1/u1"]],
+            "n": [3, 2, 1],
+        },
+        schema_overrides={"parent_id": pl.String},
+    )
+    uids = ["b1/u1", "b1/u2", "b1/u3", "b1/u4", "b2/u5", "b2/u6"]
+    bench = [x.split("/")[0] for x in uids]
+    a = [1, 1, 0, 1, 0, 1]
+    b = [0, 0, 1, 0, 1, 0]
+    results = pl.DataFrame(
+        {
+            "uid": uids * 2,
+            "benchmark": bench * 2,
+            "model": ["A"] * 6 + ["B"] * 6,
+            "correct": [float(v) for v in a + b],
+        }
+    )
+    instances = pl.DataFrame({"uid": uids, "benchmark": bench})
+    view = dataset_view(results, slices, instances)
+    assert view.schema == pl.Schema(DATASET_VIEW)
+    mix = {
+        (r["benchmark"], r["skill_id"]): r
+        for r in view.iter_rows(named=True)
+        if r["view"] == "benchmark_mix"
+    }
+    assert set(mix) == {("b1", "X"), ("b1", "Y"), ("b2", "X")}  # level 1 ignored
+    assert mix["b1", "X"]["n"] == 2 and mix["b1", "X"]["share_of_benchmark"] == 0.5
+    assert mix["b1", "Y"]["share_of_benchmark"] == 0.5 and mix["b1", "Y"]["share_of_skill"] == 1.0
+    assert mix["b2", "X"]["share_of_benchmark"] == 0.5
+    assert mix["b1", "X"]["share_of_skill"] == pytest.approx(2 / 3)
+    src = {
+        (r["model"], r["skill_id"]): r
+        for r in view.iter_rows(named=True)
+        if r["view"] == "accuracy_by_skill"
+    }
+    # u2 tests X and Y: it counts 1/2 in each
+    ax, ay, an = src["A", "X"], src["A", "Y"], src["A", "(no skill)"]
+    assert (ax["weight"], ax["accuracy"], ax["contribution"]) == (
+        pytest.approx(2.5 / 6),
+        pytest.approx(1.5 / 2.5),
+        pytest.approx(1.5 / 6),
+    )
+    assert (ay["weight"], ay["accuracy"]) == (pytest.approx(1.5 / 6), pytest.approx(0.5 / 1.5))
+    assert an["n"] == 2 and an["contribution"] == pytest.approx(2 / 6)
+    for m, acc in (("A", 4 / 6), ("B", 2 / 6)):
+        total = sum(r["contribution"] for (mm, _), r in src.items() if mm == m)
+        assert total == pytest.approx(acc)
+    assert (
+        ax["other_contribution"]
+        == pytest.approx(src["B", "X"]["contribution"])
+        == pytest.approx(1 / 6)
+    )
+    by_bench = {
+        (r["model"], r["benchmark"]): r
+        for r in view.iter_rows(named=True)
+        if r["view"] == "accuracy_by_benchmark"
+    }
+    assert by_bench["A", "b1"]["accuracy"] == 0.75 and by_bench["A", "b1"][
+        "weight"
+    ] == pytest.approx(4 / 6)
+    assert by_bench["A", "b2"]["contribution"] == pytest.approx(1 / 6)
+    assert dataset_view(results.clear(), slices.clear()).height == 0

@@ -15,9 +15,11 @@ from skill_assets.routing import (
     ROUTING_EVALUATION,
     evaluate_routing,
     fit_policy,
+    heldout_policy_scores,
     heldout_routes,
     leave_one_benchmark_out,
     load_policy,
+    metadata_slices,
     route_skills,
     save_policy,
 )
@@ -208,6 +210,129 @@ def test_heldout_engine_equals_refitting(weighting, shrink):
     for uid, model in zip(lv["uid"], lv["model"], strict=True):
         policy = fit_policy(results.filter(pl.col("uid") != uid), slices, levels=[1], **kw)
         assert route_skills(skills_of[uid], policy)["model"] == model, uid
+
+
+def random_instances(uids: list[str], n_bench: int = 1, seed: int = 0) -> pl.DataFrame:
+    """Instances with two metadata keys: ``topic`` (4 values, a few missing) and ``form``."""
+    rng = np.random.default_rng(seed)
+    meta = []
+    for i in range(len(uids)):
+        m = {"form": ["short", "long"][int(rng.random() < 0.3)]}
+        if rng.random() > 0.05:
+            m["topic"] = f"t{i % 4}"
+        meta.append(json.dumps(m))
+    return pl.DataFrame(
+        {
+            "uid": uids,
+            "benchmark": [f"bench{i % n_bench}" for i in range(len(uids))],
+            "metadata": meta,
+        }
+    )
+
+
+def _metadata_of(instances: pl.DataFrame) -> dict[str, dict]:
+    return {u: json.loads(m) for u, m in instances.select("uid", "metadata").iter_rows()}
+
+
+@pytest.mark.parametrize("rule", ["paper", "residual"])
+@pytest.mark.parametrize("shrink", [0.0, 7.0])
+@pytest.mark.parametrize("meta", [None, ["topic"], ["topic", "form"]])
+def test_heldout_engine_equals_refitting_with_metadata(rule, shrink, meta):
+    """Both rules, with metadata slices and a base column: engine = refit + route_skills."""
+    results, slices, uids = random_case(n=72, seed=11, n_bench=3)
+    instances = random_instances(uids, n_bench=3, seed=2)
+    members = slices.select("skill_id", "uids").explode("uids")
+    skills_of = {x: members.filter(pl.col("uids") == x)["skill_id"].to_list() for x in uids}
+    metadata = _metadata_of(instances)
+    costs = {"m0": 3.0, "m1": 1.0, "m2": 0.0}
+    kw = dict(rule=rule, shrink=shrink, min_slice_size=3, metadata_slices=meta)
+    for scheme in ("loo", "kfold", "lobo"):
+        for lam in (0.0, 0.04):
+            routes = heldout_routes(
+                results, slices, instances, scheme=scheme, folds=4, seed=1,
+                costs=costs, cost_lambda=lam, **kw,
+            )  # fmt: skip
+            assert routes.height == len(uids)
+            for fold in routes["fold"].unique().to_list():
+                test = routes.filter(pl.col("fold") == fold)
+                train = results.filter(~pl.col("uid").is_in(test["uid"].to_list()))
+                policy = fit_policy(train, slices, instances, costs=costs, cost_lambda=lam, **kw)
+                for uid, model in test.select("uid", "model").iter_rows():
+                    got = route_skills(skills_of[uid], policy, metadata[uid])
+                    assert got["model"] == model, (scheme, lam, uid)
+
+
+def test_residual_rule_hand_example():
+    """Base = category accuracy; a skill slice adds its shrunk deviation from the base.
+
+    Category c1 = {a1..a6}: A 4/6, B 3/6.  Category c2 = {b1..b4}: A 1/4, B 3/4.
+    Skill S = {a1, a2, b1, b2}: A right on a1, a2, b1; B right on b1, b2.
+    Fit on all (shrink 0), route an instance of c2 with skill S:
+      base: A .25, B .75
+      E_S: A = 2 * 4/6 + 2 * 1/4 = 1.8333, B = 2 * .5 + 2 * .75 = 2.5
+      dev_S: A = (3 - 1.8333) / 4 = .29167, B = (2 - 2.5) / 4 = -.125
+      score: A = .54167, B = .625 -> B; the paper rule (S only) says A (3/4 vs 2/4).
+    """
+    uids = [f"a{i}" for i in range(1, 7)] + [f"b{i}" for i in range(1, 5)]
+    a_right = {"a1", "a2", "a5", "a6", "b1"}
+    b_right = {"a3", "a4", "a5", "b1", "b2", "b3"}
+    results = make_results(
+        {
+            "A": {u: float(u in a_right) for u in uids},
+            "B": {u: float(u in b_right) for u in uids},
+        }
+    )
+    instances = pl.DataFrame(
+        {
+            "uid": uids,
+            "metadata": [json.dumps({"category": "c1" if u[0] == "a" else "c2"}) for u in uids],
+        }
+    )
+    slices = make_slices({"S": ["a1", "a2", "b1", "b2"]})
+    policy = fit_policy(
+        results, slices, instances, rule="residual", shrink=0.0, min_slice_size=1,
+        metadata_slices=["category"],
+    )  # fmt: skip
+    out = route_skills(["S"], policy, {"category": "c2"})
+    assert out["base"] == pytest.approx({"A": 0.25, "B": 0.75})
+    assert out["scores"]["A"] == pytest.approx(0.25 + (3 - (2 * 4 / 6 + 2 / 4)) / 4)
+    assert out["scores"]["B"] == pytest.approx(0.75 + (2 - 2.5) / 4)
+    assert out["model"] == "B"
+    paper = fit_policy(results, slices, shrink=0.0, min_slice_size=1)
+    assert route_skills(["S"], paper)["model"] == "A"
+    # unknown category: the base is the overall accuracy (A 5/10, B 6/10)
+    out = route_skills([], policy, {"category": "c9"})
+    assert out["default_used"] and out["scores"] == pytest.approx({"A": 0.5, "B": 0.6})
+    # metadata slices appear in the policy with their column and value
+    assert policy["skills"]["meta:category=c1"]["kind"] == "metadata"
+    assert policy["skills"]["meta:category=c1"]["value"] == "c1"
+    ms = metadata_slices(instances, ["category"])
+    assert ms["skill_id"].to_list() == ["meta:category=c1", "meta:category=c2"]
+
+
+def test_cost_lambda_trades_accuracy_for_cost():
+    results, slices, uids = random_case(n=90, seed=4)
+    costs = {"m0": 10.0, "m1": 1.0, "m2": 0.1}
+    hs = heldout_policy_scores(results, slices, min_slice_size=3)
+    picks = [hs.choose(costs, lam) for lam in (0.0, 0.001, 0.01, 0.1, 10.0)]
+    cost = np.array([costs[m] for m in hs.models])
+    mean_cost = [cost[p].mean() for p in picks]
+    assert all(a >= b for a, b in zip(mean_cost, mean_cost[1:], strict=False))
+    assert (picks[-1] == hs.models.index("m2")).all()
+    ev = evaluate_routing(
+        results, slices, min_slice_size=3, costs=costs, cost_lambda=0.01, n_boot=50,
+        schemes=("loo",),
+    )  # fmt: skip
+    got = _rows(ev)
+    assert got["skill_policy"]["mean_cost"] == pytest.approx(mean_cost[2])
+    assert got["majority_vote"]["mean_cost"] == pytest.approx(11.1)
+    # the oracle pays for the cheapest correct model: never more than always-the-priciest
+    assert got["oracle"]["mean_cost"] <= 10.0
+    assert got["random"]["mean_cost"] == pytest.approx(11.1 / 3)
+    assert evaluate_routing(results, slices, n_boot=20)["mean_cost"].is_null().all()
+    policy = fit_policy(results, slices, min_slice_size=3, costs=costs, cost_lambda=10.0)
+    assert route_skills([], policy)["model"] == "m2"
+    assert route_skills([], policy, cost_lambda=0.0)["model"] == policy["default_model"]
 
 
 def test_oracle_bounds_every_router_and_intervals():
@@ -435,3 +560,55 @@ def test_mmlu_pro_reference_figures():
     assert got["metadata_router"]["gain_ci_low"] > 0
     assert elapsed < 60
     assert not math.isnan(_rows(ev, "kfold")["skill_policy"]["accuracy"])
+
+
+def test_cost_frontier_and_plot(tmp_path):
+    from skill_assets.cost import (
+        FRONTIER,
+        cost_frontier,
+        default_lambdas,
+        model_costs,
+        plot_cost_frontier,
+    )
+
+    results, slices, _ = random_case(n=120, seed=8)
+    live = results.with_columns(
+        pl.when(pl.col("model") == "m2").then(0.5).otherwise(None).alias("cost_usd")
+    )
+    costs = model_costs({"m0": 4.0, "m1": None, "m2": None}, live)
+    assert costs == {"m0": 4.0, "m1": 0.0, "m2": 0.5}
+    lams = default_lambdas(costs, points=12)
+    assert lams[0] == 0.0 and len(lams) == 12 and lams == sorted(lams)
+    assert default_lambdas({"a": 1.0, "b": 1.0}) == [0.0]
+    fr = cost_frontier(results, slices, costs=costs, lambdas=lams, min_slice_size=3, n_boot=50)
+    assert fr.schema == pl.Schema(FRONTIER)
+    pol = fr.filter(pl.col("router") == "skill_policy")
+    assert pol.height == 12
+    assert pol["mean_cost"].to_list() == sorted(pol["mean_cost"].to_list(), reverse=True)
+    assert pol["cost_lambda"].to_list() == lams
+    # lambda 0 is the plain policy
+    plain = heldout_routes(results, slices, min_slice_size=3)
+    assert pol["accuracy"][0] == pytest.approx(plain["correct"].mean())
+    singles = fr.filter(pl.col("router") == "single")
+    assert sorted(singles["model"].to_list()) == ["m0", "m1", "m2"]
+    oracle = fr.filter(pl.col("router") == "oracle").row(0, named=True)
+    assert oracle["accuracy"] >= fr["accuracy"].max() - 1e-12
+    assert fr.filter(pl.col("pareto")).height >= 1
+    for r in fr.iter_rows(named=True):
+        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"]
+        assert abs(sum(json.loads(r["share"]).values()) - 1) < 1e-3
+    png = plot_cost_frontier(fr, tmp_path / "plots" / "frontier.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_residual_without_metadata_is_the_paper_rule():
+    """With the overall accuracy as the base, base + mean deviation = the paper's average."""
+    results, slices, _ = random_case(n=90, seed=9)
+    for scheme in ("loo", "kfold"):
+        a = heldout_policy_scores(results, slices, scheme=scheme, min_slice_size=3, shrink=6.0)
+        b = heldout_policy_scores(
+            results, slices, scheme=scheme, min_slice_size=3, shrink=6.0, rule="residual"
+        )
+        has = a.has
+        assert np.allclose(a.scores[has], b.scores[has])
+        assert (a.choose() == b.choose()).all()

@@ -260,11 +260,16 @@ def test_instance_text_keeps_head_and_tail():
 
 
 def test_metadata_hints():
-    meta = json.dumps({"category": "chemistry", "source": "x", "Task": "figure QA", "topic": "other"})
+    meta = json.dumps(
+        {"category": "chemistry", "source": "x", "Task": "figure QA", "topic": "other"}
+    )
     assert metadata_hints(meta) == ["chemistry", "figure QA"]
     assert metadata_hints(None) == []
     assert metadata_hints("not json") == []
-    assert metadata_hints(json.dumps({"skills": ["algebra", "geometry"]})) == ["algebra", "geometry"]
+    assert metadata_hints(json.dumps({"skills": ["algebra", "geometry"]})) == [
+        "algebra",
+        "geometry",
+    ]
 
 
 # --- the annotator -----------------------------------------------------------------------
@@ -310,11 +315,7 @@ def test_levels_are_consecutive_and_paths_exist(annotated):
 
 def test_sensible_top_level_skills(annotated):
     _, mentions = annotated
-    tops = (
-        mentions.filter(pl.col("level") == 0)
-        .group_by("uid")
-        .agg(pl.col("skill_name").unique())
-    )
+    tops = mentions.filter(pl.col("level") == 0).group_by("uid").agg(pl.col("skill_name").unique())
     got = dict(tops.iter_rows())
     hits = [expected in got[f"hand/{iid}"] for iid, *_, expected in CASES]
     misses = [(iid, got[f"hand/{iid}"]) for (iid, *_), h in zip(CASES, hits, strict=True) if not h]
@@ -323,9 +324,7 @@ def test_sensible_top_level_skills(annotated):
 
 def test_specific_skills(annotated):
     rationales, mentions = annotated
-    names = dict(
-        mentions.group_by("uid").agg(pl.col("skill_name").unique()).iter_rows()
-    )
+    names = dict(mentions.group_by("uid").agg(pl.col("skill_name").unique()).iter_rows())
     assert "computing molar mass" in names["hand/molar"]
     assert "predicting program output" in names["hand/python"]
     assert "subject-verb agreement" in names["hand/grammar"]
@@ -345,7 +344,9 @@ def test_deterministic(embedder, annotated):
     assert m1.equals(m2)
     # an instance's annotation does not depend on the rest of the batch
     r3, m3 = annotate_with_taxonomy(_instances(CASES[:1]), embedder, max_paths=3)
-    assert r3["rationale"].to_list() == r1.filter(pl.col("uid") == "hand/arith")["rationale"].to_list()
+    assert (
+        r3["rationale"].to_list() == r1.filter(pl.col("uid") == "hand/arith")["rationale"].to_list()
+    )
 
 
 def test_max_paths_and_empty_inputs(embedder):
@@ -380,11 +381,19 @@ def test_custom_taxonomy(embedder, tmp_path):
         "      - name: football\n"
         "        description: Playing soccer.\n"
     )
-    inst = _instances(CASES[:1]).with_columns(question=pl.lit("How long should I bake bread in the oven?"))
+    inst = _instances(CASES[:1]).with_columns(
+        question=pl.lit("How long should I bake bread in the oven?")
+    )
     r, m = annotate_with_taxonomy(inst, embedder, taxonomy=path, max_paths=2)
     first = m.filter(pl.col("step") == 0).sort("level")["skill_name"].to_list()
     assert first == ["Cooking", "baking"]
     assert r["prompt_version"][0] == taxonomy_version(path)
+    # an image with a taxonomy that has no visual skills still gets annotated
+    r, m = annotate_with_taxonomy(
+        inst.with_columns(image=pl.lit("img.png")), embedder, taxonomy=path, max_paths=2
+    )
+    assert r["n_steps"][0] >= 1
+    assert m.filter(pl.col("step") == 0).sort("level")["skill_name"].to_list() == first
 
 
 @pytest.mark.skipif(
