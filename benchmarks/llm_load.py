@@ -11,6 +11,7 @@ recorded as failures).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -38,30 +39,22 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1.0)
     args = ap.parse_args()
 
-    def fault(_body, rng=__import__("random").Random(7)):
-        x = rng.random()
-        if x < 0.05:
-            return "429"
-        if x < 0.07:
-            return "500"
-        if x < 0.08:
-            return "slow"
-        return None
-
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        FakeOpenAIServer(
-            responder=lambda body: {"skills": ["Reasoning", "Arithmetic", "Adding"], "answer": "A"},
-            faults=fault,
-            latency_s=args.latency,
-            slow_s=args.timeout * 3,
-            retry_after="0.05",
-        ) as srv,
-    ):
+    # The server runs in its own process, as a provider would: the client's CPU time
+    # (HTTP, JSON, validation) must not share a GIL with the server's.
+    ctx = multiprocessing.get_context("spawn")
+    port_q = ctx.Queue()
+    stop = ctx.Event()
+    server = ctx.Process(
+        target=_serve, args=(port_q, stop, args.latency, args.timeout * 3), daemon=True
+    )
+    server.start()
+    (port,) = port_q.get(timeout=60)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with tempfile.TemporaryDirectory() as tmp:
         settings = LLMSettings(
             provider="openai-compatible",
             model="load-test",
-            base_url=srv.base_url,
+            base_url=base_url,
             max_concurrency=args.concurrency,
             timeout_s=args.timeout,
             max_retries=6,
@@ -86,14 +79,42 @@ def main() -> None:
         cache = CallCache(Path(tmp) / "calls.sqlite")
         stored = sum(1 for r in results if r.error is None and cache.get(r.call_id) is not None)
         lost = args.calls - stored - failed
-        faults = sum(1 for r in srv.requests if r.fault)
+        stop.set()
+        stats = port_q.get(timeout=30)
+        server.join(timeout=10)
         ideal = args.concurrency / args.latency
         print(f"calls={args.calls} concurrency={args.concurrency} latency={args.latency}s")
-        print(f"server requests={len(srv.requests)} injected faults={faults}")
+        print(f"server requests={stats['requests']} injected faults={stats['faults']}")
         print(f"succeeded={ok} failed_after_retries={failed} persisted={stored} lost={lost}")
         print(f"wall={wall:.1f}s throughput={args.calls / wall:.1f}/s ideal={ideal:.1f}/s")
         print(f"throughput share of concurrency limit = {args.calls / wall / ideal:.1%}")
-        print(f"peak in flight at server = {srv.max_in_flight}")
+        print(f"peak in flight at server = {stats['max_in_flight']}")
+
+
+def _serve(port_q, stop, latency: float, slow_s: float) -> None:
+    """Fault-injecting server: 5% 429, 2% 500, 1% answers slower than the client timeout."""
+    with FakeOpenAIServer(
+        responder=_answer,
+        fault_probability=0.08,
+        fault_kinds=["429"] * 5 + ["500"] * 2 + ["slow"],
+        seed=7,
+        latency_s=latency,
+        slow_s=slow_s,
+        retry_after="0.05",
+    ) as srv:
+        port_q.put((srv.port,))
+        stop.wait()
+        port_q.put(
+            {
+                "requests": len(srv.requests),
+                "faults": sum(1 for r in srv.requests if r.fault),
+                "max_in_flight": srv.max_in_flight,
+            }
+        )
+
+
+def _answer(body):
+    return {"skills": ["Reasoning", "Arithmetic", "Adding"], "answer": "A"}
 
 
 if __name__ == "__main__":
