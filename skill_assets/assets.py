@@ -368,16 +368,25 @@ def routing_policy(
     project: ProjectResource,
     skill_slices: pl.DataFrame,
     model_results,
+    benchmark_instances,
 ):
     """Per-skill model scores and the decision rule; also saved as JSON for use outside Dagster."""
+    from skill_assets.cost import model_costs
     from skill_assets.routing import fit_policy, save_policy
 
     proj = project.project
     r = proj.registry.routing
     results = _concat(model_results, RESULTS)
+    instances = _concat(benchmark_instances)
+    costs = model_costs({m.name: m.cost_per_call for m in proj.registry.models}, results)
     policy = fit_policy(
         results,
         skill_slices,
+        instances,
+        rule=r.rule,
+        metadata_slices=r.metadata_slices,
+        costs=costs,
+        cost_lambda=r.cost_lambda,
         levels=r.levels,
         weighting=r.weighting,
         shrink=r.shrink,
@@ -431,6 +440,7 @@ def routing_evaluation(
     benchmark_instances,
 ):
     """Held-out accuracy of the skill policy against every baseline router."""
+    from skill_assets.cost import model_costs
     from skill_assets.plots import markdown_image, routing_bars
     from skill_assets.routing import evaluate_routing
 
@@ -449,6 +459,10 @@ def routing_evaluation(
         shrink=r.shrink,
         levels=r.levels,
         min_slice_size=proj.registry.slices.min_slice_size,
+        rule=r.rule,
+        metadata_slices=r.metadata_slices,
+        costs=model_costs({m.name: m.cost_per_call for m in proj.registry.models}, results),
+        cost_lambda=r.cost_lambda,
         question_vectors=vectors,
         uid_order=order,
         knn_k=r.knn_k,

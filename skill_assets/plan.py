@@ -24,7 +24,7 @@ CODE_VERSIONS = {
     "skill_slices": "2",
     "slice_accuracy": "2",
     "skill_insights": "2",
-    "routing_policy": "1",
+    "routing_policy": "2",
     "routing_evaluation": "2",
     "model_evolution": "1",
     "dataset_view": "1",
@@ -97,7 +97,10 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
     fp[("skill_insights", None)] = stable_hash(
         CODE_VERSIONS["skill_insights"], acc, results, reg.insights.model_dump(), reg.compare
     )
-    policy = stable_hash(CODE_VERSIONS["routing_policy"], slices, results, reg.routing.model_dump())
+    costs = [m.cost_per_call for m in reg.models]
+    policy = stable_hash(
+        CODE_VERSIONS["routing_policy"], slices, results, instances, reg.routing.model_dump(), costs
+    )
     fp[("routing_policy", None)] = policy
     fp[("routing_evaluation", None)] = stable_hash(
         CODE_VERSIONS["routing_evaluation"], policy, instances, reg.routing.model_dump()

@@ -176,6 +176,11 @@ class RoutingEntry(_Strict):
     folds: int = Field(default=5, ge=2)
     knn_k: int = Field(default=10, ge=1)
     levels: list[int] | None = None
+    # "residual": slice evidence added to the base metadata slice's accuracy; equals the
+    # paper's rule when no metadata slices are given.
+    rule: Literal["paper", "residual"] = "residual"
+    metadata_slices: list[str] | None = None  # metadata columns entering the policy as slices
+    cost_lambda: float = Field(default=0.0, ge=0)  # maximise accuracy − λ·cost per call
 
 
 class InsightsEntry(_Strict):
