@@ -309,12 +309,15 @@ def skill_insights(
     skill_slices: pl.DataFrame,
     slice_accuracy: pl.DataFrame,
     model_results,
+    skill_mentions,
+    rationales,
 ):
     """Tested findings: per-model strengths/weaknesses and pairwise differences with q-values."""
     from dagster import TableColumn, TableRecord, TableSchema
 
     from skill_assets.insights import headline
     from skill_assets.insights import skill_insights as compute
+    from skill_assets.lineage import lineage_markdown
     from skill_assets.plots import markdown_image, strengths_plot
     from skill_assets.report import findings_markdown, findings_records
 
@@ -346,6 +349,9 @@ def skill_insights(
         _fp(proj, "skill_insights", None),
         findings=df.height,
         significant=significant,
+        lineage=MetadataValue.md(
+            lineage_markdown(df, skill_slices, _concat(skill_mentions), _concat(rationales))
+        ),
         q_level=reg.insights.q_level,
         min_slice_size=reg.slices.min_slice_size,
         top_findings=MetadataValue.table(

@@ -147,3 +147,46 @@ def format_explanation(ex: dict) -> str:
 
 def to_json(ex: dict) -> str:
     return json.dumps(ex, default=str)
+
+
+def lineage_markdown(
+    insights: pl.DataFrame,
+    slices: pl.DataFrame,
+    mentions: pl.DataFrame,
+    rationales: pl.DataFrame,
+    top: int = 5,
+    sample: int = 2,
+) -> str:
+    """The evidence chain of the top findings, as Markdown for the Dagster UI."""
+    if insights.height == 0:
+        return "*(no findings)*"
+    rows = insights.sort(["significant", "q"], descending=[True, False], nulls_last=True).head(top)
+    out = []
+    for f in rows.iter_rows(named=True):
+        sl = slices.filter(pl.col("skill_id") == f["skill_id"])
+        if sl.height == 0:
+            continue
+        s = sl.row(0, named=True)
+        other = f.get("other_model") or "the other models"
+        q = "n/a" if f["q"] is None else f"{f['q']:.3g}"
+        out.append(
+            f"**{f['insight_id']}** — {f['kind']}: `{f['model']}` vs `{other}` on "
+            f"*{s['name']}* (level {s['level']}): effect {f['effect']:+.3f}, n={f['n']}, q={q}  "
+        )
+        out.append(f"members: {'; '.join(s['member_names'][:8])}  ")
+        for uid in s["uids"][:sample]:
+            m = mentions.filter(
+                (pl.col("uid") == uid)
+                & (pl.col("level") == s["level"])
+                & pl.col("skill_name").is_in(s["member_names"])
+            )
+            r = rationales.filter(pl.col("uid") == uid)
+            span = m["span"][0][:120] if m.height else ""
+            prov = (
+                f"call `{r['call_id'][0][:12]}`"
+                if r.height and r["call_id"][0]
+                else (r["annotator_model"][0] if r.height else "")
+            )
+            out.append(f"- `{uid}`: “{span}” ({prov})  ")
+        out.append(f"`skill-slices explain {f['insight_id']}` prints the full chain.\n")
+    return "\n".join(out)

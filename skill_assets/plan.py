@@ -23,7 +23,7 @@ CODE_VERSIONS = {
     "skill_embeddings": "1",
     "skill_slices": "2",
     "slice_accuracy": "2",
-    "skill_insights": "2",
+    "skill_insights": "3",
     "routing_policy": "2",
     "routing_evaluation": "2",
     "model_evolution": "1",
@@ -95,7 +95,12 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
     acc = stable_hash(CODE_VERSIONS["slice_accuracy"], slices, results, reg.slices.model_dump())
     fp[("slice_accuracy", None)] = acc
     fp[("skill_insights", None)] = stable_hash(
-        CODE_VERSIONS["skill_insights"], acc, results, reg.insights.model_dump(), reg.compare
+        CODE_VERSIONS["skill_insights"],
+        acc,
+        results,
+        mentions,
+        reg.insights.model_dump(),
+        reg.compare,
     )
     costs = [m.cost_per_call for m in reg.models]
     policy = stable_hash(

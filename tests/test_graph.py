@@ -76,6 +76,23 @@ def test_planted_difference_is_found(ran_project):
     assert ins["insight_id"].n_unique() == ins.height
 
 
+def test_insight_lineage_reachable_in_dagster_metadata(ran_project):
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+    root, _ = ran_project
+    project = load_project(root)
+    instance = DagsterInstance.from_config(str(project.dagster_home))
+    rec = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("skill_insights")), limit=1
+    ).records[0]
+    md = rec.asset_materialization.metadata["lineage"].value
+    instance.dispose()
+    ins = read_asset(project, "skill_insights")
+    top = ins.sort(["significant", "q"], descending=[True, False], nulls_last=True)
+    assert f"skill-slices explain {top['insight_id'][0]}" in md
+    assert "`bench/" in md  # sample instances with their spans
+
+
 def test_second_run_materializes_nothing(ran_project):
     root, _ = ran_project
     again = run_project(root, progress=False)
