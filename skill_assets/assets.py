@@ -364,6 +364,23 @@ def skill_insights(
     )
 
 
+def _routing_options(proj, results: pl.DataFrame) -> dict:
+    """Registry routing settings as keyword arguments of fit_policy / evaluate_routing."""
+    from skill_assets.cost import model_costs
+
+    r = proj.registry.routing
+    return {
+        "rule": r.rule,
+        "metadata_slices": r.metadata_slices,
+        "costs": model_costs({m.name: m.cost_per_call for m in proj.registry.models}, results),
+        "cost_lambda": r.cost_lambda,
+        "levels": r.levels,
+        "weighting": r.weighting,
+        "shrink": r.shrink,
+        "min_slice_size": proj.registry.slices.min_slice_size,
+    }
+
+
 @asset(
     group_name="routing",
     automation_condition=EAGER,
@@ -377,27 +394,12 @@ def routing_policy(
     benchmark_instances,
 ):
     """Per-skill model scores and the decision rule; also saved as JSON for use outside Dagster."""
-    from skill_assets.cost import model_costs
     from skill_assets.routing import fit_policy, save_policy
 
     proj = project.project
-    r = proj.registry.routing
     results = _concat(model_results, RESULTS)
     instances = _concat(benchmark_instances)
-    costs = model_costs({m.name: m.cost_per_call for m in proj.registry.models}, results)
-    policy = fit_policy(
-        results,
-        skill_slices,
-        instances,
-        rule=r.rule,
-        metadata_slices=r.metadata_slices,
-        costs=costs,
-        cost_lambda=r.cost_lambda,
-        levels=r.levels,
-        weighting=r.weighting,
-        shrink=r.shrink,
-        min_slice_size=proj.registry.slices.min_slice_size,
-    )
+    policy = fit_policy(results, skill_slices, instances, **_routing_options(proj, results))
     path = proj.state_dir / "routing_policy.json"
     save_policy(policy, path)
     rows = [
@@ -446,7 +448,6 @@ def routing_evaluation(
     benchmark_instances,
 ):
     """Held-out accuracy of the skill policy against every baseline router."""
-    from skill_assets.cost import model_costs
     from skill_assets.plots import markdown_image, routing_bars
     from skill_assets.routing import evaluate_routing
 
@@ -461,17 +462,10 @@ def routing_evaluation(
         instances,
         metadata_column=r.metadata_column,
         folds=r.folds,
-        weighting=r.weighting,
-        shrink=r.shrink,
-        levels=r.levels,
-        min_slice_size=proj.registry.slices.min_slice_size,
-        rule=r.rule,
-        metadata_slices=r.metadata_slices,
-        costs=model_costs({m.name: m.cost_per_call for m in proj.registry.models}, results),
-        cost_lambda=r.cost_lambda,
         question_vectors=vectors,
         uid_order=order,
         knn_k=r.knn_k,
+        **_routing_options(proj, results),
     )
     bars = markdown_image(routing_bars(df), "routing: held-out accuracy (leave-one-out)")
     return _out(
@@ -519,27 +513,10 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
     return mat, joined["uid"].to_list()
 
 
-def _fp_or_own(project, asset_name: str, *parts) -> str:
-    """The plan's fingerprint of an aggregate, or one built from its upstream fingerprints.
-
-    `plan.fingerprints` may not list the newest assets yet; then the fingerprint
-    hashes this asset's name and code version with `parts` (its upstream
-    fingerprints and registry settings), which is what the plan would do.
-    """
-    from skill_assets.registry import stable_hash
-
-    fps = plan.fingerprints(project)
-    if (asset_name, None) in fps:
-        return fps[(asset_name, None)]
-    version = plan.CODE_VERSIONS.get(asset_name, "1")
-    results = sorted(v for (a, _), v in fps.items() if a == "model_results")
-    return stable_hash(asset_name, version, fps[("skill_slices", None)], results, *parts)
-
-
 @asset(
     group_name="insights",
     automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS.get("model_evolution", "1"),
+    code_version=plan.CODE_VERSIONS["model_evolution"],
 )
 def model_evolution(
     context: AssetExecutionContext,
@@ -563,9 +540,7 @@ def model_evolution(
         q_level=reg.insights.q_level,
     )
     bars = markdown_image(evolution_bars(df), "model evolution: most improved and regressed skills")
-    fp = _fp_or_own(
-        proj, "model_evolution", reg.compare, reg.slices.model_dump(), reg.insights.model_dump()
-    )
+    fp = _fp(proj, "model_evolution", None)
     return _out(
         df,
         fp,
@@ -581,7 +556,7 @@ def model_evolution(
 @asset(
     group_name="insights",
     automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS.get("dataset_view", "1"),
+    code_version=plan.CODE_VERSIONS["dataset_view"],
 )
 def dataset_view(
     context: AssetExecutionContext,
@@ -607,7 +582,7 @@ def dataset_view(
     )
     return _out(
         df,
-        _fp_or_own(proj, "dataset_view"),
+        _fp(proj, "dataset_view", None),
         benchmark_mix=_preview(mix, 30),
         accuracy_by_skill=_preview(by_skill, 30),
         dataset_plot=MetadataValue.md(picture or "*(nothing to plot)*"),
