@@ -12,6 +12,22 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Written out, not derived from the code, so a missing or renamed asset fails the tests.
+EXPECTED_ASSETS = {
+    "benchmark_instances",
+    "model_results",
+    "rationales",
+    "skill_mentions",
+    "skill_embeddings",
+    "skill_slices",
+    "slice_accuracy",
+    "skill_insights",
+    "routing_policy",
+    "routing_evaluation",
+    "model_evolution",
+    "dataset_view",
+}
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Question templates per subject; each subject should land in a different skill.

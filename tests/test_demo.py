@@ -11,21 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXPECTED_ASSETS
+
 REPO = Path(__file__).resolve().parents[1]
-ASSETS = {
-    "benchmark_instances",
-    "model_results",
-    "rationales",
-    "skill_mentions",
-    "skill_embeddings",
-    "skill_slices",
-    "slice_accuracy",
-    "skill_insights",
-    "routing_policy",
-    "routing_evaluation",
-    "model_evolution",
-    "dataset_view",
-}
+ASSETS = EXPECTED_ASSETS
 
 
 def _cli(*args):

@@ -13,23 +13,10 @@ import pytest
 
 from skill_assets.registry import RegistryError, load_project
 from skill_assets.runner import read_asset, run_project
-from tests.conftest import write_project
+from tests.conftest import EXPECTED_ASSETS, write_project
 
 REPO = Path(__file__).resolve().parents[1]
-ALL = {
-    "benchmark_instances",
-    "model_results",
-    "rationales",
-    "skill_mentions",
-    "skill_embeddings",
-    "skill_slices",
-    "slice_accuracy",
-    "skill_insights",
-    "routing_policy",
-    "routing_evaluation",
-    "model_evolution",
-    "dataset_view",
-}
+ALL = EXPECTED_ASSETS
 
 
 @pytest.fixture(scope="module")
