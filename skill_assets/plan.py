@@ -66,6 +66,19 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
     reg = project.registry
     fp: dict[tuple[str, str | None], str] = {}
     ann = _annotator_settings(project)
+    # Hash each results file once: several models may share one file, and every
+    # model has a partition per benchmark.
+    hashes: dict = {}
+
+    def source(m) -> object:
+        path = project.results_path(m.name)
+        if path is None:
+            return ("live", project.live_epoch(m.name))
+        if path not in hashes:
+            hashes[path] = file_hash(path)
+        return hashes[path]
+
+    model_src = {m.name: source(m) for m in reg.models}
     for b in reg.benchmarks:
         inst = stable_hash(
             CODE_VERSIONS["benchmark_instances"],
@@ -78,8 +91,7 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
             CODE_VERSIONS["skill_mentions"], fp[("rationales", b.name)]
         )
         for m in reg.models:
-            path = project.results_path(m.name)
-            src = file_hash(path) if path is not None else ("live", project.live_epoch(m.name))
+            src = model_src[m.name]
             settings = m.model_dump(exclude={"max_concurrency", "timeout_s", "max_retries"})
             fp[("model_results", multi_key(b.name, m.name))] = stable_hash(
                 CODE_VERSIONS["model_results"], inst, settings, src
