@@ -74,6 +74,10 @@ class AnnotatorEntry(_Strict):
     price_output_per_mtok: float = Field(default=0.0, ge=0)
     chat_format: str | None = None
     model_path: str | None = None
+    # Opt-in provider batch API (OpenAI Batch, Anthropic Message Batches) for large runs:
+    # cheaper and slower; a submitted batch is resumed after a restart.
+    batch: bool = False
+    batch_poll_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -86,7 +90,7 @@ class AnnotatorEntry(_Strict):
         return self
 
     def llm_entry(self) -> LLMEntry:
-        data = self.model_dump(exclude={"prompt_template", "max_paths"})
+        data = self.model_dump(exclude={"prompt_template", "max_paths", "batch", "batch_poll_s"})
         return LLMEntry(**data)
 
 
@@ -101,7 +105,10 @@ class BenchmarkEntry(_Strict):
     # jsonl/csv/parquet instance files, or a harness output that carries the questions
     format: Literal["jsonl", "csv", "parquet", "lm-eval", "inspect", "helm"] | None = None
     options: dict | None = None  # importer options: task, id_field, filter, ...
+    # Bring-your-own skills: a column of skill labels in the instance file, or a file of
+    # rationales/skills per instance; either replaces the annotator for this benchmark.
     skills_column: str | None = None
+    skills: str | None = None
 
 
 class ModelEntry(_Strict):
@@ -126,6 +133,8 @@ class ModelEntry(_Strict):
     chat_format: str | None = None
     model_path: str | None = None
     cost_per_call: float | None = Field(default=None, ge=0)
+    batch: bool = False  # opt-in provider batch API; see AnnotatorEntry.batch
+    batch_poll_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -187,6 +196,19 @@ class InsightsEntry(_Strict):
     q_level: float = Field(default=0.05, gt=0, lt=1)
 
 
+class ValidationEntry(_Strict):
+    """Skill validation (paper §2 relevance verification, §4 probing questions)."""
+
+    verifier: LLMEntry | None = None  # judges skill relevance and probe consistency
+    sample_size: int = Field(default=100, ge=1)  # instances sampled for verification
+    # negatives closer than this (cosine) to any listed skill are not sampled
+    negative_max_similarity: float = Field(default=0.6, gt=0, le=1)
+    min_listed_relevance: float = Field(default=0.7, ge=0, le=1)  # asset check bar
+    probe_instances_per_slice: int = Field(default=10, ge=1)
+    probe_models: list[str] | None = None  # default: every live model
+    seed: int = 0
+
+
 class Registry(_Strict):
     annotator: AnnotatorEntry = AnnotatorEntry()
     embedder: EmbedderEntry = EmbedderEntry()
@@ -195,6 +217,8 @@ class Registry(_Strict):
     slices: SlicesEntry = SlicesEntry()
     routing: RoutingEntry = RoutingEntry()
     insights: InsightsEntry = InsightsEntry()
+    validation: ValidationEntry = ValidationEntry()
+    judge: LLMEntry | None = None  # grades free-form answers exact match could not
     compare: list[tuple[str, str]] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -351,6 +375,13 @@ def load_project(project_dir: str | Path) -> Project:
     from skill_assets.importers import parse_options
 
     for i, b in enumerate(registry.benchmarks):
+        if b.skills is not None:
+            if b.skills_column is not None:
+                raise RegistryError(
+                    f"{registry_path}: key 'benchmarks[{i}]': give 'skills' or 'skills_column',"
+                    " not both"
+                )
+            project.resolve(b.skills, f"benchmarks[{i}].skills")
         if b.options is not None:
             parse_options(b.options, f"{registry_path}: key 'benchmarks[{i}].options'")
     for i, m in enumerate(registry.models):
@@ -362,6 +393,12 @@ def load_project(project_dir: str | Path) -> Project:
         for name in pair:
             if name not in {m.name for m in registry.models}:
                 raise RegistryError(f"{registry_path}: key 'compare[{i}]': unknown model {name!r}")
+    model_names = {m.name for m in registry.models}
+    for name in registry.validation.probe_models or []:
+        if name not in model_names:
+            raise RegistryError(
+                f"{registry_path}: key 'validation.probe_models': unknown model {name!r}"
+            )
     if registry.routing.metadata_column is not None and not registry.routing.metadata_column:
         raise RegistryError(f"{registry_path}: key 'routing.metadata_column': empty")
     return project
