@@ -162,13 +162,20 @@ def annotate(
 ):
     """One rationale per instance (taxonomy or LLM annotator) and its skill mentions."""
     from skill_assets.annotate import annotate_instances
+    from skill_assets.imported_skills import import_benchmark_skills
 
     proj = project.project
     name = context.partition_key
     t0 = time.perf_counter()
-    rationales, mentions, stats = annotate_instances(
-        benchmark_instances, proj, project, log=context.log.info
-    )
+    imported = import_benchmark_skills(proj, name, benchmark_instances)
+    if imported is not None:
+        rationales, mentions = imported
+        stats: dict = {}
+        context.log.info(f"{name}: skills imported ({mentions['uid'].n_unique()} instances)")
+    else:
+        rationales, mentions, stats = annotate_instances(
+            benchmark_instances, proj, project, log=context.log.info
+        )
     elapsed = time.perf_counter() - t0
     errors = rationales.filter(pl.col("error").is_not_null()).height
     parse_rate = 1 - errors / max(rationales.height, 1)
@@ -192,6 +199,7 @@ def annotate(
         failures=failed_calls.height,
         failures_by_type=_preview(failure_table),
         annotator=rationales["annotator_model"][0] if rationales.height else "",
+        instances_without_skills=rationales.filter(pl.col("n_steps") == 0).height,
         **common,
     )
     top = (
@@ -589,6 +597,127 @@ def dataset_view(
     )
 
 
+def _probe_models(proj) -> list:
+    """Models the probes go to: `validation.probe_models`, else every live model."""
+    names = proj.registry.validation.probe_models
+    if names is not None:
+        return [proj.model(n) for n in names]
+    return [m for m in proj.registry.models if m.live]
+
+
+@asset(
+    group_name="validation",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["skill_verification"],
+)
+def skill_verification(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_mentions,
+    rationales,
+    benchmark_instances,
+    skill_embeddings: pl.DataFrame,
+):
+    """Paper §2: a verifier LLM judges listed skills mixed with sampled negatives."""
+    from skill_assets.validation import (
+        VERIFICATION,
+        confusion,
+        confusion_markdown,
+        relevance_rates,
+        run_verification,
+    )
+
+    proj = project.project
+    settings = proj.registry.validation
+    fingerprint = _fp(proj, "skill_verification", None)
+    if settings.verifier is None:
+        return _out(
+            pl.DataFrame(schema=VERIFICATION),
+            fingerprint,
+            status="skipped: set validation.verifier in the registry",
+        )
+    mentions = _concat(skill_mentions)
+    names = skill_embeddings["skill_name"].unique().sort().to_list()
+    vecs, _ = project.vector_store().vectors_for(names, project.embedder())
+    client = project.llm_client(settings.verifier)
+    df = run_verification(
+        mentions,
+        _concat(rationales),
+        _concat(benchmark_instances),
+        dict(zip(names, vecs, strict=True)),
+        client,
+        settings,
+        log=context.log.info,
+    )
+    counts = confusion(df)
+    listed_rate, negative_rate = relevance_rates(counts)
+    return _out(
+        df,
+        fingerprint,
+        status="verified",
+        verifier=f"{settings.verifier.provider}:{settings.verifier.model}",
+        instances=df["uid"].n_unique() if df.height else 0,
+        listed_relevance=listed_rate,
+        negative_relevance=negative_rate,
+        failed_instances=df.filter(pl.col("error").is_not_null())["uid"].n_unique(),
+        confusion=MetadataValue.json(counts),
+        confusion_matrix=MetadataValue.md(confusion_markdown(df)),
+        **_llm_meta(client.stats),
+    )
+
+
+@asset(
+    group_name="validation",
+    automation_condition=EAGER,
+    code_version=plan.CODE_VERSIONS["probe_consistency"],
+)
+def probe_consistency(
+    context: AssetExecutionContext,
+    project: ProjectResource,
+    skill_slices: pl.DataFrame,
+    slice_accuracy: pl.DataFrame,
+    skill_mentions,
+    benchmark_instances,
+    model_results,
+):
+    """Paper §4: claims and probe questions from the rationale spans of the lowest-, median-
+    and highest-accuracy slices; the share of answers inconsistent with the claim."""
+    from skill_assets.validation import PROBES, inconsistency_table, merge_stats, run_probing
+
+    proj = project.project
+    settings = proj.registry.validation
+    fingerprint = _fp(proj, "probe_consistency", None)
+    models = _probe_models(proj)
+    if settings.verifier is None or not models:
+        why = "set validation.verifier" if settings.verifier is None else "no live model to probe"
+        return _out(pl.DataFrame(schema=PROBES), fingerprint, status=f"skipped: {why}")
+    verifier = project.llm_client(settings.verifier)
+    clients = {m.name: project.llm_client(m, cache_epoch=proj.live_epoch(m.name)) for m in models}
+    df = run_probing(
+        skill_slices,
+        slice_accuracy,
+        _concat(skill_mentions),
+        _concat(benchmark_instances),
+        _concat(model_results, RESULTS),
+        verifier,
+        clients,
+        settings.probe_instances_per_slice,
+        settings.seed,
+        log=context.log.info,
+    )
+    table = inconsistency_table(df)
+    stats = merge_stats(verifier.stats, *(c.stats for c in clients.values()))
+    return _out(
+        df,
+        fingerprint,
+        status="probed",
+        models=MetadataValue.json(sorted(clients)),
+        inconsistency=_preview(table, 30),
+        failed=df.filter(pl.col("error").is_not_null()).height,
+        **_llm_meta(stats),
+    )
+
+
 ALL_ASSETS = [
     benchmark_instances,
     model_results,
@@ -601,4 +730,6 @@ ALL_ASSETS = [
     routing_evaluation,
     model_evolution,
     dataset_view,
+    skill_verification,
+    probe_consistency,
 ]

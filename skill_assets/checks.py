@@ -4,7 +4,13 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from resources.project import ProjectResource
-from skill_assets.assets import annotate, benchmark_instances, routing_evaluation, skill_slices
+from skill_assets.assets import (
+    annotate,
+    benchmark_instances,
+    routing_evaluation,
+    skill_slices,
+    skill_verification,
+)
 
 
 def _materialized(project: ProjectResource, asset: str) -> pl.DataFrame:
@@ -85,9 +91,30 @@ def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckRes
     )
 
 
+@asset_check(asset=skill_verification)
+def listed_skills_relevant(
+    project: ProjectResource, skill_verification: pl.DataFrame
+) -> AssetCheckResult:
+    """The verifier judges at least `validation.min_listed_relevance` of listed skills
+    relevant, and listed skills more often than negatives (warns otherwise)."""
+    from skill_assets.validation import confusion, relevance_rates
+
+    bar = project.project.registry.validation.min_listed_relevance
+    if skill_verification.height == 0:
+        return AssetCheckResult(passed=True, metadata={"status": "nothing verified", "bar": bar})
+    listed, negative = relevance_rates(confusion(skill_verification))
+    passed = listed is not None and listed >= bar and (negative is None or listed > negative)
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"listed_relevance": listed, "negative_relevance": negative, "bar": bar},
+    )
+
+
 ALL_CHECKS = [
     instance_ids_unique,
     rationale_parse_rate,
     cluster_names_deduplicated,
     routing_beats_best_single,
+    listed_skills_relevant,
 ]

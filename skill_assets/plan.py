@@ -28,6 +28,8 @@ CODE_VERSIONS = {
     "routing_evaluation": "2",
     "model_evolution": "1",
     "dataset_view": "1",
+    "skill_verification": "1",
+    "probe_consistency": "1",
 }
 
 PARTITIONED_BY_BENCHMARK = ("benchmark_instances", "rationales", "skill_mentions")
@@ -40,6 +42,8 @@ AGGREGATES = (
     "routing_evaluation",
     "model_evolution",
     "dataset_view",
+    "skill_verification",
+    "probe_consistency",
 )
 
 
@@ -82,11 +86,18 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
     for b in reg.benchmarks:
         inst = stable_hash(
             CODE_VERSIONS["benchmark_instances"],
-            b.model_dump(),
+            b.model_dump(exclude={"skills", "skills_column"}),
             file_hash(project.benchmark_path(b.name)),
         )
         fp[("benchmark_instances", b.name)] = inst
-        fp[("rationales", b.name)] = stable_hash(CODE_VERSIONS["rationales"], inst, ann)
+        # A benchmark that brings its own skills does not depend on the annotator.
+        if b.skills is not None:
+            skill_src: object = ("file", file_hash(project.resolve(b.skills, "skills")))
+        elif b.skills_column is not None:
+            skill_src = ("column", b.skills_column)
+        else:
+            skill_src = ann
+        fp[("rationales", b.name)] = stable_hash(CODE_VERSIONS["rationales"], inst, skill_src)
         fp[("skill_mentions", b.name)] = stable_hash(
             CODE_VERSIONS["skill_mentions"], fp[("rationales", b.name)]
         )
@@ -134,7 +145,55 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
     fp[("dataset_view", None)] = stable_hash(
         "dataset_view", CODE_VERSIONS["dataset_view"], slices, results
     )
+    # Without a verifier (or nothing to probe) the validation assets are skipped: their
+    # fingerprint then depends on settings only, so they do not re-run with every change.
+    validation = _validation_settings(project)
+    if reg.validation.verifier is None:
+        fp[("skill_verification", None)] = stable_hash("skipped", validation)
+    else:
+        fp[("skill_verification", None)] = stable_hash(
+            CODE_VERSIONS["skill_verification"],
+            mentions,
+            [fp[("rationales", b)] for b in bench],
+            instances,
+            emb,
+            validation,
+        )
+    probed = _probe_model_settings(project)
+    if not probed:
+        fp[("probe_consistency", None)] = stable_hash("skipped", validation)
+    else:
+        fp[("probe_consistency", None)] = stable_hash(
+            CODE_VERSIONS["probe_consistency"],
+            slices,
+            acc,
+            results,
+            mentions,
+            instances,
+            validation,
+            probed,
+        )
     return fp
+
+
+_TRANSPORT = {"max_concurrency", "timeout_s", "max_retries", "api_key_env"}
+
+
+def _validation_settings(project: Project) -> dict:
+    v = project.registry.validation
+    verifier = v.verifier.model_dump(exclude=_TRANSPORT) if v.verifier else None
+    return {**v.model_dump(exclude={"verifier"}), "verifier": verifier}
+
+
+def _probe_model_settings(project: Project) -> list:
+    reg = project.registry
+    names = reg.validation.probe_models
+    models = [m for m in reg.models if (m.name in names if names is not None else m.live)]
+    return [
+        (m.model_dump(exclude=_TRANSPORT), project.live_epoch(m.name))
+        for m in models
+        if reg.validation.verifier is not None
+    ]
 
 
 def stale_steps(project: Project, recorded: dict[tuple[str, str | None], str | None]) -> list[Step]:

@@ -55,6 +55,9 @@ class LLMEntry(_Strict):
             raise ValueError("provider 'openai-compatible' needs a base_url")
         return self
 
+    def llm_entry(self) -> LLMEntry:
+        return self
+
 
 class AnnotatorEntry(_Strict):
     """`taxonomy` is the offline default; any LLM provider runs the paper's rationale prompt."""
@@ -393,11 +396,16 @@ def load_project(project_dir: str | Path) -> Project:
         for name in pair:
             if name not in {m.name for m in registry.models}:
                 raise RegistryError(f"{registry_path}: key 'compare[{i}]': unknown model {name!r}")
-    model_names = {m.name for m in registry.models}
+    live = {m.name: m.live for m in registry.models}
     for name in registry.validation.probe_models or []:
-        if name not in model_names:
+        if name not in live:
             raise RegistryError(
                 f"{registry_path}: key 'validation.probe_models': unknown model {name!r}"
+            )
+        if not live[name]:
+            raise RegistryError(
+                f"{registry_path}: key 'validation.probe_models': model {name!r} has no"
+                " provider to ask (probes need a live model)"
             )
     if registry.routing.metadata_column is not None and not registry.routing.metadata_column:
         raise RegistryError(f"{registry_path}: key 'routing.metadata_column': empty")

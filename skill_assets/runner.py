@@ -194,9 +194,16 @@ def run_project(project_dir: str | Path, progress: bool = True, log=print) -> di
 
 
 def read_asset(project: Project, name: str) -> pl.DataFrame | None:
-    """Read an unpartitioned asset's Parquet file, or None if never materialized."""
+    """Read an asset's Parquet file (every partition, for a partitioned asset), or None
+    if never materialized."""
     path = project.assets_dir / f"{name}.parquet"
-    return pl.read_parquet(path) if path.exists() else None
+    if path.exists():
+        return pl.read_parquet(path)
+    folder = project.assets_dir / name
+    files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return None
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
 
 
 def routing_summary(project: Project) -> dict:

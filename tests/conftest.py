@@ -26,6 +26,8 @@ EXPECTED_ASSETS = {
     "routing_evaluation",
     "model_evolution",
     "dataset_view",
+    "skill_verification",
+    "probe_consistency",
 }
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
