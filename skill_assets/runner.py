@@ -141,6 +141,7 @@ def run_project(project_dir: str | Path, progress: bool = True, log=print) -> di
         assets = list(defs.assets) + list(defs.asset_checks or [])
         resources = defs.resources
         materialized: list[str] = []
+        checks_failed: dict[str, dict] = {}
         calls = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
         cost = 0.0
         bar = None
@@ -182,13 +183,27 @@ def run_project(project_dir: str | Path, progress: bool = True, log=print) -> di
                     slot = calls["by_purpose"].setdefault(purpose, {"made": 0, "cached": 0})
                     slot["made"] += int(c.get("made", 0))
                     slot["cached"] += int(c.get("cached", 0))
+            for check in result.get_asset_check_evaluations():
+                name = f"{check.asset_key.to_user_string()}:{check.check_name}"
+                if check.passed:
+                    checks_failed.pop(name, None)
+                else:
+                    checks_failed[name] = {
+                        "severity": check.severity.value,
+                        **{k: getattr(v, "value", v) for k, v in check.metadata.items()},
+                    }
             if bar:
                 bar.update(1)
         if bar:
             bar.close()
         calls["cost_usd"] = round(cost, 6)
         routing = routing_summary(project)
-        return {"materialized": materialized, "llm_calls": calls, "routing": routing}
+        return {
+            "materialized": materialized,
+            "llm_calls": calls,
+            "routing": routing,
+            "checks_failed": checks_failed,
+        }
     finally:
         instance.dispose()
 

@@ -264,6 +264,9 @@ def test_verification_and_probing_through_http(tmp_path):
         assert sum(counts.values()) == ver.height
         listed_rate, _ = relevance_rates(counts)
         assert 0 < listed_rate < 1
+        # about half the listed skills judged relevant: below the 0.7 bar, the check warns
+        warned = summary["checks_failed"]["skill_verification:listed_skills_relevant"]
+        assert warned["severity"] == "WARN" and warned["listed_relevance"] == listed_rate
         # split by whether the annotation's own answer was right (even rows answered "C")
         assert set(ver["annotator_correct"].drop_nulls().to_list()) == {True, False}
 
