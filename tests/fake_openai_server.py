@@ -4,7 +4,10 @@
         client = openai.OpenAI(base_url=srv.base_url, api_key="x")   # .../v1
         anthropic.Anthropic(base_url=srv.root_url, api_key="x")      # posts to /v1/messages
 
-Endpoints: POST /v1/chat/completions, POST /v1/messages (Anthropic), POST /v1/embeddings.
+Endpoints: POST /v1/chat/completions, POST /v1/messages (Anthropic), POST /v1/embeddings, and
+the provider batch APIs: OpenAI (POST /v1/files purpose=batch, POST /v1/batches,
+GET /v1/batches/{id}, GET /v1/files/{id}/content) and Anthropic Message Batches
+(POST /v1/messages/batches, GET /v1/messages/batches/{id}, GET .../{id}/results).
 
 - Every request is recorded (``srv.requests``: path, headers, parsed JSON body, fault).
 - Answers come from ``responses`` (a dict: last user text -> answer) or ``responder``
@@ -17,11 +20,20 @@ Endpoints: POST /v1/chat/completions, POST /v1/messages (Anthropic), POST /v1/em
   "truncated" (body cut short, connection closed), "nonjson" (200 with a non-JSON body),
   "badjson" (200, valid JSON whose tool arguments fail the schema: ``{}``).
 - ``latency_s`` delays every answer; ``max_in_flight`` records peak concurrency.
+- Batches: every line is answered like a live request (same responder, tool calls), but
+  batch traffic never consumes ``faults``. A batch reports in-progress for its first
+  ``batch_polls`` status requests, then ends (OpenAI status ``batch_status``, default
+  "completed"). ``batch_line_fault`` (callable: line body -> "500"/"400"/... or None) turns
+  lines into errored results (OpenAI error file / Anthropic ``errored``). ``srv.batch_lines``
+  holds every line's body as submitted; ``srv.count_batches()`` counts batch creations.
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import hashlib
+import itertools
 import json
 import random
 import socket
@@ -60,6 +72,7 @@ class RecordedRequest:
     body: dict[str, Any]
     fault: str | None = None
     t: float = field(default_factory=time.monotonic)
+    method: str = "POST"
 
 
 def _text_of(content: Any) -> str:
@@ -131,8 +144,17 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
         path = self.path.split("?", 1)[0]
-        fault = srv._next_fault(body)
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if path.endswith(("/files", "/batches")):  # batch traffic never takes a fault
+            srv._enter(RecordedRequest(path=path, headers=headers, body=body))
+            try:
+                self._batch_post(path, raw, body)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.close_connection = True
+            finally:
+                srv._leave()
+            return
+        fault = srv._next_fault(body)
         rec = RecordedRequest(path=path, headers=headers, body=body, fault=fault)
         srv._enter(rec)
         try:
@@ -183,6 +205,83 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         self._send(200, payload)
+
+    # -- batch APIs ----------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802
+        srv = self.server.owner
+        path = self.path.split("?", 1)[0]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        srv._enter(RecordedRequest(path=path, headers=headers, body={}, method="GET"))
+        try:
+            self._batch_get(path)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+        finally:
+            srv._leave()
+
+    def _send_bytes(self, data: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _batch_post(self, path: str, raw: bytes, body: dict[str, Any]) -> None:
+        srv = self.server.owner
+        if path == "/v1/files":
+            ctype = self.headers.get("Content-Type", "")
+            msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                f"Content-Type: {ctype}\r\n\r\n".encode() + raw
+            )
+            fields: dict[str, Any] = {}
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                fields[name] = (part.get_filename(), part.get_payload(decode=True))
+            filename, content = fields["file"]
+            purpose = fields.get("purpose", (None, b""))[1].decode()
+            self._send(200, srv._new_file(content, filename or "upload.jsonl", purpose))
+        elif path == "/v1/batches":
+            self._send(200, srv._create_openai_batch(body, self._chat))
+        elif path == "/v1/messages/batches":
+            self._send(200, srv._create_anthropic_batch(body, self._messages))
+        else:
+            self._send(404, {"error": {"message": f"no route {path}"}})
+
+    def _batch_get(self, path: str) -> None:
+        srv = self.server.owner
+        parts = path.strip("/").split("/")
+        with srv._lock:
+            if parts[:2] == ["v1", "batches"] and len(parts) == 3 and parts[2] in srv.batches:
+                payload: Any = srv._poll_openai(parts[2])
+            elif parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content":
+                f = srv.files.get(parts[2])
+                if f is None:
+                    payload = None
+                else:
+                    data = f["content"]
+                    payload = ("bytes", data)
+            elif parts[:3] == ["v1", "messages", "batches"] and len(parts) >= 4:
+                bid = parts[3]
+                if bid not in srv.msg_batches:
+                    payload = None
+                elif len(parts) == 5 and parts[4] == "results":
+                    b = srv.msg_batches[bid]
+                    if b["public"]["processing_status"] != "ended":
+                        payload = None
+                    else:
+                        lines = [json.dumps(x) for x in b["results"]]
+                        payload = ("bytes", ("\n".join(lines) + "\n").encode())
+                else:
+                    payload = srv._poll_anthropic(bid)
+            else:
+                payload = None
+        if payload is None:
+            self._send(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+        elif isinstance(payload, tuple):
+            self._send_bytes(payload[1], "application/octet-stream")
+        else:
+            self._send(200, payload)
 
     # -- answers -----------------------------------------------------------------------------
     def _answer(self, body: dict[str, Any]) -> str:
@@ -308,6 +407,9 @@ class FakeOpenAIServer:
         latency_s: float = 0.0,
         slow_s: float = 3.0,
         retry_after: str = "0.3",
+        batch_polls: int = 1,
+        batch_status: str = "completed",
+        batch_line_fault: Callable[[dict[str, Any]], str | None] | None = None,
     ):
         for kind in list(fault_kinds) + (
             [f for f in faults if f] if isinstance(faults, (list, tuple)) else []
@@ -330,6 +432,14 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.batch_polls = batch_polls
+        self.batch_status = batch_status
+        self.batch_line_fault = batch_line_fault
+        self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}  # OpenAI
+        self.msg_batches: dict[str, dict[str, Any]] = {}  # Anthropic
+        self.batch_lines: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeOpenAIServer:
@@ -370,6 +480,188 @@ class FakeOpenAIServer:
     def base_url(self) -> str:
         """For OpenAI clients (they append /chat/completions)."""
         return f"{self.root_url}/v1"
+
+    # -- batches -------------------------------------------------------------------------------
+    def count_batches(self) -> int:
+        """Batches created so far (OpenAI and Anthropic)."""
+        with self._lock:
+            return len(self.batches) + len(self.msg_batches)
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._ids):04d}"
+
+    def _new_file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        with self._lock:
+            fid = self._new_id("file")
+            obj = {
+                "id": fid,
+                "object": "file",
+                "bytes": len(content),
+                "created_at": int(time.time()),
+                "filename": filename,
+                "purpose": purpose,
+                "status": "processed",
+            }
+            self.files[fid] = {"meta": obj, "content": content}
+            return obj
+
+    def _line_fault(self, body: dict[str, Any]) -> str | None:
+        return self.batch_line_fault(body) if self.batch_line_fault else None
+
+    def _create_openai_batch(self, body: dict[str, Any], answer) -> dict[str, Any]:
+        with self._lock:
+            src = self.files[body["input_file_id"]]["content"].decode()
+        outputs, errors = [], []
+        for line in src.splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            with self._lock:
+                self.batch_lines.append(item["body"])
+            fault = self._line_fault(item["body"])
+            rid = self._new_id("batch_req")
+            if fault:
+                status = int(fault[:3]) if fault[:3].isdigit() else 500
+                err = {"message": f"fake {fault} error", "type": "fake_error", "code": fault}
+                errors.append(
+                    {
+                        "id": rid,
+                        "custom_id": item["custom_id"],
+                        "response": {
+                            "status_code": status,
+                            "request_id": rid,
+                            "body": {"error": err},
+                        },
+                        "error": None,
+                    }
+                )
+            else:
+                payload = answer(item["body"], bad=False)
+                outputs.append(
+                    {
+                        "id": rid,
+                        "custom_id": item["custom_id"],
+                        "response": {"status_code": 200, "request_id": rid, "body": payload},
+                        "error": None,
+                    }
+                )
+        with self._lock:
+            bid = self._new_id("batch")
+            now = int(time.time())
+            public = {
+                "id": bid,
+                "object": "batch",
+                "endpoint": body["endpoint"],
+                "input_file_id": body["input_file_id"],
+                "completion_window": body["completion_window"],
+                "status": "in_progress",
+                "created_at": now,
+                "output_file_id": None,
+                "error_file_id": None,
+                "request_counts": {
+                    "total": len(outputs) + len(errors),
+                    "completed": 0,
+                    "failed": 0,
+                },
+                "metadata": body.get("metadata"),
+            }
+            self.batches[bid] = {"public": public, "outputs": outputs, "errors": errors, "polls": 0}
+            return dict(public)
+
+    def _poll_openai(self, bid: str) -> dict[str, Any]:  # called under the lock
+        b = self.batches[bid]
+        pub = b["public"]
+        b["polls"] += 1
+        if pub["status"] == "in_progress" and b["polls"] > self.batch_polls:
+            pub["status"] = self.batch_status
+            pub["completed_at"] = int(time.time())
+            if self.batch_status in ("completed", "expired", "cancelled"):
+                for kind, lines in (
+                    ("output_file_id", b["outputs"]),
+                    ("error_file_id", b["errors"]),
+                ):
+                    if lines:
+                        data = ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
+                        fid = self._new_id("file")
+                        self.files[fid] = {"meta": {"id": fid}, "content": data}
+                        pub[kind] = fid
+                pub["request_counts"] = {
+                    "total": len(b["outputs"]) + len(b["errors"]),
+                    "completed": len(b["outputs"]),
+                    "failed": len(b["errors"]),
+                }
+            else:
+                pub["errors"] = {"object": "list", "data": [{"message": "fake batch failure"}]}
+        return dict(pub)
+
+    def _create_anthropic_batch(self, body: dict[str, Any], answer) -> dict[str, Any]:
+        results = []
+        for item in body.get("requests") or []:
+            params = item["params"]
+            with self._lock:
+                self.batch_lines.append(params)
+            fault = self._line_fault(params)
+            if fault:
+                results.append(
+                    {
+                        "custom_id": item["custom_id"],
+                        "result": {
+                            "type": "errored",
+                            "error": {
+                                "type": "error",
+                                "error": {"type": "api_error", "message": f"fake {fault} error"},
+                            },
+                        },
+                    }
+                )
+            else:
+                results.append(
+                    {
+                        "custom_id": item["custom_id"],
+                        "result": {"type": "succeeded", "message": answer(params, bad=False)},
+                    }
+                )
+        with self._lock:
+            bid = self._new_id("msgbatch")
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            public = {
+                "id": bid,
+                "type": "message_batch",
+                "processing_status": "in_progress",
+                "request_counts": {
+                    "processing": len(results),
+                    "succeeded": 0,
+                    "errored": 0,
+                    "canceled": 0,
+                    "expired": 0,
+                },
+                "created_at": now,
+                "expires_at": now,
+                "ended_at": None,
+                "archived_at": None,
+                "cancel_initiated_at": None,
+                "results_url": None,
+            }
+            self.msg_batches[bid] = {"public": public, "results": results, "polls": 0}
+            return dict(public)
+
+    def _poll_anthropic(self, bid: str) -> dict[str, Any]:  # called under the lock
+        b = self.msg_batches[bid]
+        pub = b["public"]
+        b["polls"] += 1
+        if pub["processing_status"] == "in_progress" and b["polls"] > self.batch_polls:
+            pub["processing_status"] = "ended"
+            pub["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            pub["results_url"] = f"{self.root_url}/v1/messages/batches/{bid}/results"
+            n_ok = sum(1 for r in b["results"] if r["result"]["type"] == "succeeded")
+            pub["request_counts"] = {
+                "processing": 0,
+                "succeeded": n_ok,
+                "errored": len(b["results"]) - n_ok,
+                "canceled": 0,
+                "expired": 0,
+            }
+        return dict(pub)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def count(self, path_suffix: str | None = None) -> int:
