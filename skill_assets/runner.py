@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -29,13 +32,52 @@ def prepare_dagster_home(project: Project) -> Path:
     return home
 
 
+class ProjectBusy(RegistryError):
+    """Another run holds the project's lock."""
+
+
+@contextmanager
+def project_lock(project: Project, wait: bool = True, log=print) -> Iterator[None]:
+    """One run per project at a time (an OS file lock, released even on SIGKILL).
+
+    A second run waits for the first (``wait=False``: raises :class:`ProjectBusy`), so two
+    runs never materialize the same partitions side by side.
+    """
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    path = project.state_dir / "run.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text().strip() or "unknown process"
+            if not wait:
+                raise ProjectBusy(
+                    f"{project.root}: another run is in progress ({holder}); try again when it ends"
+                ) from None
+            log(f"another run is in progress ({holder}); waiting for it to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def preflight(project: Project) -> dict[str, pl.DataFrame]:
     """Validate every input before anything is written; returns instances per benchmark."""
+    from skill_assets.imported_skills import import_benchmark_skills
     from skill_assets.importers import check_results, detect_format
     from skill_assets.instances import load_benchmark
     from skill_assets.results import check_unknown
 
     instances = {b.name: load_benchmark(project, b.name) for b in project.registry.benchmarks}
+    for name, df in instances.items():
+        import_benchmark_skills(project, name, df)  # bring-your-own skills files are valid
     ids = {name: set(df["instance_id"].to_list()) for name, df in instances.items()}
     for m in project.registry.models:
         path = project.results_path(m.name)
@@ -120,13 +162,23 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def run_project(project_dir: str | Path, progress: bool = True, log=print) -> dict:
-    """Register partitions and materialize every stale asset; returns the run summary."""
+def run_project(
+    project_dir: str | Path, progress: bool = True, log=print, wait: bool = True
+) -> dict:
+    """Register partitions and materialize every stale asset; returns the run summary.
+
+    Runs on one project are serialised by :func:`project_lock` (``wait=False``: fail fast).
+    """
+    project = load_project(project_dir)
+    with project_lock(project, wait=wait, log=log):
+        return _run_locked(project, progress, log)
+
+
+def _run_locked(project: Project, progress: bool, log) -> dict:
     from dagster import AssetKey, DagsterInstance, materialize
 
     from definitions import build_definitions
 
-    project = load_project(project_dir)
     preflight(project)
     prepare_dagster_home(project)
     logging.getLogger("dagster").setLevel(logging.WARNING)
