@@ -10,9 +10,17 @@ from skill_assets.schemas import MENTIONS, RATIONALES, empty
 
 
 def annotate_instances(
-    instances: pl.DataFrame, project, resource, log: Callable[[str], None] = print
+    instances: pl.DataFrame,
+    project,
+    resource,
+    log: Callable[[str], None] = print,
+    *,
+    batch: bool | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Annotate every instance once; returns (rationales, mentions, llm stats)."""
+    """Annotate every instance once; returns (rationales, mentions, llm stats).
+
+    ``batch``: use the provider batch API (default: the annotator's ``batch`` setting;
+    interactive callers such as ``route`` pass False)."""
     ann = project.registry.annotator
     if instances.height == 0:
         return empty(RATIONALES), empty(MENTIONS), {}
@@ -37,8 +45,22 @@ def annotate_instances(
     )
     version = prompt_version_for(ann.prompt_template) if ann.prompt_template else PROMPT_VERSION
     log(f"LLM annotator {ann.provider}:{ann.model}: {len(requests)} instances")
+    batch_stats = None
+    if getattr(ann, "batch", False) if batch is None else batch:
+        # Provider batch API: fills the call cache (resuming a batch an earlier, interrupted
+        # run submitted); complete_many below then serves those answers from the cache and
+        # retries live only the lines the batch could not answer.
+        from resources.batch import run_batch
+
+        batch_stats = run_batch(
+            client, requests, project.state_dir / "batches", poll_s=ann.batch_poll_s, log=log
+        )
     results = client.complete_many(requests, progress=_progress_logger(log, len(requests)))
     rationales, mentions = rationales_from_results(instances, results, client.settings, version)
+    if batch_stats is not None:
+        from resources.batch import merge_batch_stats
+
+        return rationales, mentions, merge_batch_stats(client.stats, batch_stats)
     return rationales, mentions, client.stats
 
 

@@ -119,20 +119,36 @@ def model_results(
     model = keys["model"]
     entry = proj.model(model)
     stats: dict = {}
+    extra: dict = {}
     failures = 0
     path = proj.results_path(model)
     if path is None:
         from skill_assets.live import run_live_evaluation
+        from skill_assets.validation import merge_stats
 
         # A scheduled re-evaluation asks the provider again instead of reading the cache.
         epoch = context.run.tags.get("skill_slices/fresh_live")
         if epoch:
             proj.set_live_epoch(model, epoch)
         client = project.llm_client(entry, cache_epoch=proj.live_epoch(model))
+        judge = project.llm_client(proj.registry.judge) if proj.registry.judge else None
         df, fail_df, stats = run_live_evaluation(
-            benchmark_instances, entry, client, log=context.log.info
+            benchmark_instances,
+            entry,
+            client,
+            log=context.log.info,
+            judge_client=judge,
+            batch_state_dir=proj.state_dir / "batches",
         )
         failures = fail_df.height
+        judged = stats.get("judge") or {}
+        if judge is not None:  # the judge's calls and cost count toward this asset's totals
+            stats = merge_stats(stats, judge.stats)
+        extra = {
+            "judged": judged.get("judged", 0),
+            "judge_overturned": judged.get("overturned", 0),
+            "judge_failed": judged.get("failed", 0),
+        }
     else:
         df = load_results(
             path, model, keys["benchmark"], benchmark_instances, entry.format, entry.options
@@ -145,6 +161,7 @@ def model_results(
         accuracy=acc,
         coverage=df.height / max(benchmark_instances.height, 1),
         failures=failures,
+        **extra,
         **_llm_meta(stats),
     )
 

@@ -101,7 +101,7 @@ def evaluate(project_dir: str, model_name: str) -> None:
     from tqdm import tqdm
 
     from resources.project import ProjectResource
-    from skill_assets.live import run_live_evaluation
+    from skill_assets.live import make_judge_client, run_live_evaluation
     from skill_assets.registry import load_project
     from skill_assets.runner import preflight
 
@@ -114,6 +114,11 @@ def evaluate(project_dir: str, model_name: str) -> None:
     instances = preflight(project)
     resource = ProjectResource(project_dir=str(project.root))
     client = resource.llm_client(entry)
+    judge = project.registry.judge
+    judge_client = make_judge_client(judge, resource.call_cache()) if judge else None
+    judged = {"requested": 0, "judged": 0, "overturned": 0, "failed": 0}
+    batches: list[str] = []
+    by_batch = 0  # answers the provider batch API produced (cache hits in client.stats)
     frames, failed = [], 0
     for name, df in instances.items():
         with tqdm(total=df.height, desc=f"{model_name} on {name}", unit="q") as bar:
@@ -123,9 +128,19 @@ def evaluate(project_dir: str, model_name: str) -> None:
                 bar.update(done - last[0])
                 last[0] = done
 
-            res, fails, _ = run_live_evaluation(
-                df, entry, client, log=lambda m: None, progress=progress
+            res, fails, run_stats = run_live_evaluation(
+                df,
+                entry,
+                client,
+                log=lambda m: None,
+                progress=progress,
+                judge_client=judge_client,
+                batch_state_dir=project.state_dir / "batches",
             )
+        for k in judged:
+            judged[k] += run_stats.get("judge", {}).get(k, 0)
+        batches += run_stats.get("batch", {}).get("batches", [])
+        by_batch += run_stats.get("batch", {}).get("written", 0)
         frames.append(res)
         failed += fails.height
     out = pl.concat(frames, how="vertical_relaxed")
@@ -136,18 +151,24 @@ def evaluate(project_dir: str, model_name: str) -> None:
     out.select(cols).write_ndjson(tmp)
     tmp.replace(target)
     stats = client.stats
-    click.echo(
-        json.dumps(
-            {
-                "model": model_name,
-                "results": str(target),
-                "instances": out.height,
-                "failed": failed,
-                "accuracy": round(float(out["correct"].mean()), 4) if out.height else None,
-                "llm_calls": {"made": stats.get("made", 0), "cached": stats.get("cached", 0)},
-            }
-        )
-    )
+    summary = {
+        "model": model_name,
+        "results": str(target),
+        "instances": out.height,
+        "failed": failed,
+        "accuracy": round(float(out["correct"].mean()), 4) if out.height else None,
+        "llm_calls": {
+            "made": stats.get("made", 0) + by_batch,
+            "cached": stats.get("cached", 0) - by_batch,
+        },
+    }
+    if judge_client is not None:
+        js = judge_client.stats
+        summary["judge"] = judged | {"made": js.get("made", 0), "cached": js.get("cached", 0)}
+    if entry.batch:
+        summary["batches"] = batches
+        summary["llm_calls"]["by_batch"] = by_batch
+    click.echo(json.dumps(summary))
 
 
 @main.command()

@@ -750,15 +750,22 @@ def _verdict(res) -> bool | None:
     return parse_judge_text(getattr(res, "text", None))
 
 
-def apply_judgements(results: pl.DataFrame, judge_results: Sequence) -> pl.DataFrame:
-    """Replace ``correct`` with the judge's verdict where one was given (failed calls keep
-    the exact-match grade)."""
-    verdicts = {}
+def judge_verdicts(judge_results: Sequence) -> dict[str, bool]:
+    """uid (the request tag) -> the judge's verdict, for the calls that gave one (failed
+    calls and answers without a readable verdict are left out)."""
+    out = {}
     for res in judge_results:
         v = _verdict(res)
         tag = getattr(res, "tag", None)
         if v is not None and tag is not None:
-            verdicts[tag] = 1.0 if v else 0.0
+            out[tag] = v
+    return out
+
+
+def apply_judgements(results: pl.DataFrame, judge_results: Sequence) -> pl.DataFrame:
+    """Replace ``correct`` with the judge's verdict where one was given (failed calls keep
+    the exact-match grade)."""
+    verdicts = {uid: 1.0 if v else 0.0 for uid, v in judge_verdicts(judge_results).items()}
     if not verdicts or results.height == 0:
         return results
     lookup = pl.DataFrame(

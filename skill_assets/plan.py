@@ -103,7 +103,11 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
         )
         for m in reg.models:
             src = model_src[m.name]
-            settings = m.model_dump(exclude={"max_concurrency", "timeout_s", "max_retries"})
+            settings = m.model_dump(
+                exclude={"max_concurrency", "timeout_s", "max_retries", "batch", "batch_poll_s"}
+            )
+            if isinstance(src, tuple) and reg.judge is not None:  # live: the judge grades too
+                settings["judge"] = reg.judge.model_dump(exclude=_TRANSPORT)
             fp[("model_results", multi_key(b.name, m.name))] = stable_hash(
                 CODE_VERSIONS["model_results"], inst, settings, src
             )

@@ -40,7 +40,11 @@ def route_question(project: Project, question: str, options: list[str] | None = 
         INSTANCES,
     )
     _, mentions, _ = annotate_instances(
-        inst, project, ProjectResource(project_dir=str(project.root)), log=lambda m: None
+        inst,
+        project,
+        ProjectResource(project_dir=str(project.root)),
+        log=lambda m: None,
+        batch=False,  # one interactive question: never wait for a provider batch
     )
     members = slices.select("skill_id", "level", "member_names").explode("member_names")
     hit = mentions.join(
