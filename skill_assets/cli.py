@@ -51,16 +51,27 @@ def main() -> None:
 @main.command()
 @project_option
 @click.option("--quiet", is_flag=True, help="Only print the JSON summary.")
-def run(project_dir: str, quiet: bool) -> None:
+@click.option(
+    "--no-wait", is_flag=True, help="Fail at once if another run holds the project (default: wait)."
+)
+def run(project_dir: str, quiet: bool, no_wait: bool) -> None:
     """Register partitions from the registry and materialize everything stale."""
     from skill_assets.registry import load_project
     from skill_assets.runner import read_asset, run_project
 
-    summary = run_project(project_dir, progress=not quiet and sys.stderr.isatty())
+    summary = run_project(
+        project_dir,
+        progress=not quiet and sys.stderr.isatty(),
+        wait=not no_wait,
+        log=lambda m: click.echo(m, err=True),
+    )
     if not quiet:
         project = load_project(project_dir)
         _print_headline(project, read_asset)
-    click.echo(json.dumps(summary))
+        for name, info in summary.get("checks_failed", {}).items():
+            details = ", ".join(f"{k}={v}" for k, v in info.items() if k != "severity")
+            click.echo(f"check {info.get('severity', 'ERROR').lower()}: {name} ({details})")
+    click.echo(json.dumps(summary, default=str))
 
 
 def _print_headline(project, read_asset) -> None:
