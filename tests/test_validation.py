@@ -290,3 +290,47 @@ def test_probe_models_must_be_live(tmp_path):
     root = write_project(tmp_path / "p", extra_registry="validation:\n  probe_models: [alpha]\n")
     with pytest.raises(RegistryError, match="'validation.probe_models': model 'alpha' has no"):
         load_project(root)
+
+
+def test_skills_file_loader_only_raises_registry_errors(tmp_path_factory):
+    """Adversarial bytes and JSON never crash the bring-your-own skills loader."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8))
+    values = st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+    rows = st.lists(
+        st.dictionaries(
+            st.sampled_from(["instance_id", "skills", "steps", "rationale", "answer"]), values
+        ),
+        max_size=4,
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.one_of(
+            st.binary(max_size=200),
+            rows.map(lambda r: "\n".join(json.dumps(x) for x in r).encode()),
+        )
+    )
+    def check(data):
+        for suffix in (".jsonl", ".csv"):
+            p = folder / f"s{suffix}"
+            p.write_bytes(data)
+            try:
+                out = read_skills_file(p, {"1", "2", "True", "0", ""})
+            except RegistryError:
+                continue
+            for steps, _answer in out.values():
+                assert all(
+                    s.skills and all(isinstance(n, str) and n for n in s.skills) for s in steps
+                )
+
+    check()
