@@ -26,7 +26,7 @@ from skill_assets.io import detect_format, read_rows, row_label
 from skill_assets.rationales import (
     Step,
     _coerce_rationale,
-    _span,
+    mention_rows,
     normalize_skill_name,
     parse_rationale_text,
     render_rationale,
@@ -158,20 +158,7 @@ def imported_frames(
                 "n_steps": len(steps),
             }
         )
-        for i, st in enumerate(steps):
-            span = _span(st) if (st.evidence or st.conclusion) else None
-            for level, name in enumerate(st.skills):
-                men_rows.append(
-                    {
-                        "uid": row["uid"],
-                        "benchmark": row["benchmark"],
-                        "step": i,
-                        "level": level,
-                        "skill_name": name,
-                        "span": span,
-                        "provenance": PROVENANCE,
-                    }
-                )
+        men_rows.extend(mention_rows(row["uid"], row["benchmark"], steps, PROVENANCE))
     rationales = conform(pl.DataFrame(rat_rows, schema=RATIONALES), RATIONALES)
     mentions = conform(pl.DataFrame(men_rows, schema=MENTIONS), MENTIONS)
     return rationales, mentions

@@ -646,6 +646,27 @@ def _span(step: Step) -> str:
     return span
 
 
+def mention_rows(uid: str, benchmark: str, steps: Sequence[Step], provenance: str) -> list[dict]:
+    """One MENTIONS row per (step, level) name; the span is ``evidence → conclusion``
+    (null when a step has neither)."""
+    rows = []
+    for i, st in enumerate(steps):
+        span = _span(st) or None
+        for level, name in enumerate(st.skills):
+            rows.append(
+                {
+                    "uid": uid,
+                    "benchmark": benchmark,
+                    "step": i,
+                    "level": level,
+                    "skill_name": name,
+                    "span": span,
+                    "provenance": provenance,
+                }
+            )
+    return rows
+
+
 def _by_tag(instances: pl.DataFrame, call_results: Sequence) -> list[tuple[dict, Any]]:
     rows = list(instances.iter_rows(named=True))
     tags = [getattr(r, "tag", None) for r in call_results]
@@ -717,20 +738,7 @@ def rationales_from_results(
                 "error": None,
             }
         )
-        for i, st in enumerate(steps):
-            span = _span(st)
-            for level, name in enumerate(st.skills):
-                men_rows.append(
-                    {
-                        "uid": row["uid"],
-                        "benchmark": row["benchmark"],
-                        "step": i,
-                        "level": level,
-                        "skill_name": name,
-                        "span": span,
-                        "provenance": PROVENANCE,
-                    }
-                )
+        men_rows.extend(mention_rows(row["uid"], row["benchmark"], steps, PROVENANCE))
     rationales = conform(pl.DataFrame(rat_rows, schema=RATIONALES), RATIONALES)
     mentions = conform(pl.DataFrame(men_rows, schema=MENTIONS), MENTIONS)
     return rationales, mentions
