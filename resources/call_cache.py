@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,6 +141,24 @@ CREATE INDEX IF NOT EXISTS failures_call ON failures(call_id);
 """
 
 
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL mode. Switching needs an exclusive lock and SQLite does not
+    run the busy handler for it, so processes opening a new file at the same moment get
+    "database is locked" at once: retry until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(0.1, delay * 2)
+
+
 class CallCache:
     """SQLite-backed call cache. Thread-safe; one connection per process (fork-safe)."""
 
@@ -163,9 +183,10 @@ class CallCache:
                 check_same_thread=False,
                 isolation_level=None,  # explicit BEGIN/COMMIT below
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL is durable against process crashes (SIGKILL); only a power
-            # loss can drop the last transactions.
+            _set_wal(conn, self._busy_timeout_s)
+            # In WAL mode NORMAL is durable against process crashes (SIGKILL): a commit is
+            # in the WAL file (the OS page cache) when put() returns; only a power loss or
+            # an OS crash can drop the last transactions.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
             self._conn = conn

@@ -12,12 +12,17 @@ package or given by path).
 
 Guarantees:
 - every call is looked up in the :class:`CallCache` first and written there the moment it
-  returns (successes only; failures go to the cache's failures table, so a later run retries);
-- bounded concurrency (``asyncio.Semaphore(max_concurrency)``), a timeout on every HTTP
-  call, retries with exponential backoff and jitter on 429 (Retry-After honoured), 408/409,
-  5xx/529, timeouts, connection errors, invalid bodies and structured outputs that fail
-  validation; a request that finally fails comes back as a :class:`CallResult` with
-  ``error`` set and never takes the other requests of the batch down;
+  returns, in its own committed transaction, before it is counted or returned (successes
+  only; failures go to the cache's failures table, so a later run retries);
+- bounded concurrency (at most ``max_concurrency`` requests at the provider; a slot is not
+  held during a backoff sleep, and retries get the next free slot first), a timeout on
+  every HTTP call, retries with exponential backoff and jitter on 429 (Retry-After honoured,
+  by every request of the batch), 408/409, 5xx/529, timeouts, connection errors, invalid
+  bodies and structured outputs that fail validation; a request that finally fails comes
+  back as a :class:`CallResult` with ``error`` set and never takes the other requests of
+  the batch down;
+- one provider client (one connection pool sized to the concurrency) and one instructor
+  client per batch; per-model work (schemas, instructor's wrapper) is done once per process;
 - identical requests within one batch are made once (the others are served from cache);
 - API keys are read from the environment only when a provider client is built (so a fully
   cached run needs no key), and never reach cache rows, cache keys, logs or error strings.
@@ -27,8 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import concurrent.futures
+import contextlib
 import email.utils
+import gc
 import hashlib
 import json
 import logging
@@ -38,6 +46,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -496,14 +505,85 @@ class _Prepared:
 
 
 class _Outcome:
-    __slots__ = ("text", "parsed_json", "usage")
+    """What a backend got back. ``parsed`` (optional) is the validated object the backend
+    already holds, so the client need not validate ``parsed_json`` a second time."""
 
-    def __init__(self, text: str, parsed_json: Any, usage: Usage):
+    __slots__ = ("text", "parsed_json", "usage", "parsed")
+
+    def __init__(self, text: str, parsed_json: Any, usage: Usage, parsed: Any = None):
         self.text, self.parsed_json, self.usage = text, parsed_json, usage
+        self.parsed = parsed
+
+
+# Per response model, computed once per process: JSON schema generation costs about a
+# millisecond of event-loop time per call otherwise. Weak keys: models defined in a
+# function (tests) are not kept alive by the cache.
+_SCHEMAS: weakref.WeakKeyDictionary[type, tuple[dict[str, Any], str]] = weakref.WeakKeyDictionary()
+_SCHEMAS_LOCK = threading.Lock()
+
+
+def _schema_info(model: type[BaseModel]) -> tuple[dict[str, Any], str]:
+    """(``{"name", "schema"}``, its canonical JSON) of a response model, cached.
+
+    Callers must treat the dict as read-only (it is shared)."""
+    with _SCHEMAS_LOCK:
+        hit = _SCHEMAS.get(model)
+    if hit is None:
+        schema = {"name": model.__name__, "schema": model.model_json_schema()}
+        hit = (schema, canonical_json(schema))
+        with _SCHEMAS_LOCK:
+            _SCHEMAS[model] = hit
+    return hit
 
 
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    return {"name": model.__name__, "schema": model.model_json_schema()}
+    return json.loads(_schema_info(model)[1])  # a private copy
+
+
+_IC_MODELS: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
+
+
+def _instructor_model(model: type[BaseModel]) -> type[BaseModel]:
+    """instructor wraps a plain response model in a new ``ResponseSchema`` subclass on every
+    call (a pydantic ``create_model``, then its JSON schema, about 1 ms); a model that is
+    already a ``ResponseSchema`` is used as is, and its tool schema is cached by instructor.
+    So wrap each model once per process."""
+    with _SCHEMAS_LOCK:
+        wrapped = _IC_MODELS.get(model)
+    if wrapped is None:
+        try:
+            from instructor import ResponseSchema, response_schema
+        except ImportError:  # older instructor: no reusable wrapper, let it wrap per call
+            return model
+        wrapped = model if issubclass(model, ResponseSchema) else response_schema(model)
+        with _SCHEMAS_LOCK:
+            _IC_MODELS[model] = wrapped
+    return wrapped
+
+
+def _as_model(obj: Any, model: type[BaseModel] | None, parsed_json: Any) -> Any:
+    """``obj`` (validated by instructor as the cached ``ResponseSchema`` subclass of
+    ``model``) as an instance of ``model`` itself, without validating it again: the
+    subclass adds no field and inherits every validator, so its state is ``model``'s."""
+    if model is None:
+        return None
+    if type(obj) is model:
+        return obj
+    if isinstance(obj, model):
+        try:
+            new = model.__new__(model)
+            object.__setattr__(new, "__dict__", dict(obj.__dict__))
+            object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
+            extra = obj.__pydantic_extra__
+            object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
+            private = obj.__pydantic_private__
+            object.__setattr__(
+                new, "__pydantic_private__", None if private is None else dict(private)
+            )
+            return new
+        except Exception:  # pydantic internals moved: fall back to validating
+            pass
+    return model.model_validate(parsed_json)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -551,18 +631,48 @@ def _dump_parsed(obj: Any) -> Any:
     return obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
 
 
+def _pooled_http_client(sdk: Any, settings: LLMSettings) -> Any:
+    """The SDK's own async HTTP client class with a connection pool sized to the concurrency
+    limit (keep-alive for every slot, a little headroom for connections still closing after
+    a timeout), or None to let the SDK build its default."""
+    cls = getattr(sdk, "DefaultAsyncHttpxClient", None)
+    defaults = getattr(sdk, "DEFAULT_CONNECTION_LIMITS", None)
+    if cls is None or defaults is None:
+        return None
+    n = settings.max_concurrency
+    try:
+        limits = type(defaults)(
+            max_connections=max(2 * n, n + 8),
+            max_keepalive_connections=n,
+            keepalive_expiry=getattr(defaults, "keepalive_expiry", 5.0),
+        )
+        return cls(limits=limits, timeout=settings.timeout_s)
+    except Exception:  # an SDK whose client takes other arguments: its defaults do
+        return None
+
+
 class _OpenAIBackend(_Backend):
+    """One AsyncOpenAI client (one connection pool) and one instructor client, built once
+    per ``complete_many`` and shared by all of its calls."""
+
     def __init__(self, settings: LLMSettings):
         import openai
 
         self.s = settings
+        kwargs: dict[str, Any] = {}
+        http_client = _pooled_http_client(openai, settings)
+        if http_client is not None:
+            kwargs["http_client"] = http_client
         self.client = openai.AsyncOpenAI(
             api_key=_api_key(settings),
             base_url=settings.base_url,
             max_retries=0,  # we retry ourselves
             timeout=settings.timeout_s,
+            **kwargs,
         )
         self._instructor = None
+        if settings.structured_mode != "text":
+            self._ic()  # import instructor now, not inside the first call
 
     def _ic(self):
         if self._instructor is None:
@@ -589,15 +699,19 @@ class _OpenAIBackend(_Backend):
         messages = _openai_messages(prep.msgs)
         kw = self._kwargs(prep)
         if prep.structured:
+            model = prep.req.response_model
             parsed, raw = await self._ic().chat.completions.create_with_completion(
                 model=self.s.model,
                 messages=messages,
-                response_model=prep.req.response_model,
+                response_model=_instructor_model(model),
                 max_retries=0,
                 **kw,
             )
-            text = _openai_text(raw) or json.dumps(_dump_parsed(parsed))
-            return _Outcome(text, _dump_parsed(parsed), _openai_usage(raw))
+            parsed_json = _dump_parsed(parsed)
+            text = _openai_text(raw) or json.dumps(parsed_json)
+            return _Outcome(
+                text, parsed_json, _openai_usage(raw), _as_model(parsed, model, parsed_json)
+            )
         raw = await self.client.chat.completions.create(model=self.s.model, messages=messages, **kw)
         if not getattr(raw, "choices", None):
             raise _BadResponse("response has no choices")
@@ -639,6 +753,9 @@ class _AnthropicBackend(_Backend):
         kwargs: dict[str, Any] = {}
         if settings.base_url:
             kwargs["base_url"] = settings.base_url
+        http_client = _pooled_http_client(anthropic, settings)
+        if http_client is not None:
+            kwargs["http_client"] = http_client
         self.client = anthropic.AsyncAnthropic(
             api_key=_api_key(settings), max_retries=0, timeout=settings.timeout_s, **kwargs
         )
@@ -666,15 +783,19 @@ class _AnthropicBackend(_Backend):
         if system:
             kw["system"] = system
         if prep.structured:
+            model = prep.req.response_model
             parsed, raw = await self._ic().messages.create_with_completion(
                 model=self.s.model,
                 messages=messages,
-                response_model=prep.req.response_model,
+                response_model=_instructor_model(model),
                 max_retries=0,
                 **kw,
             )
-            text = _anthropic_text(raw) or json.dumps(_dump_parsed(parsed))
-            return _Outcome(text, _dump_parsed(parsed), _anthropic_usage(raw))
+            parsed_json = _dump_parsed(parsed)
+            text = _anthropic_text(raw) or json.dumps(parsed_json)
+            return _Outcome(
+                text, parsed_json, _anthropic_usage(raw), _as_model(parsed, model, parsed_json)
+            )
         raw = await self.client.messages.create(model=self.s.model, messages=messages, **kw)
         text = _anthropic_text(raw)
         if text is None:
@@ -854,6 +975,7 @@ class _LocalBackend(_Backend):
                     raise _Permanent(str(exc), kind="ValidationError") from None
                 raise
             parsed_json = parsed.model_dump(mode="json")
+            return _Outcome(text, parsed_json, usage, parsed)
         return _Outcome(text, parsed_json, usage)
 
 
@@ -871,6 +993,40 @@ def _build_backend(settings: LLMSettings) -> _Backend:
 # ----------------------------------------------------------------------------------------------
 # the client
 # ----------------------------------------------------------------------------------------------
+_FREEZE_MIN_BATCH = 64
+_FREEZE_LOCK = threading.Lock()
+_FREEZE_STATE = {"depth": 0, "ours": False}
+
+
+@contextlib.contextmanager
+def _frozen_heap(enabled: bool):
+    """Keep the objects alive before a large batch out of the garbage collector's full
+    passes while it runs (``gc.freeze``; undone after the last concurrent batch ends).
+
+    A batch allocates steadily (tasks, responses, records), which triggers full
+    collections; each one walks the whole heap of the process (the SDKs, pydantic schemas,
+    Dagster: ~0.25 s on 2 cores) with the event loop stopped, so every request in flight
+    is answered that much later. Nothing is leaked: objects that die meanwhile are
+    collected after ``gc.unfreeze``. Left alone if something else froze the heap."""
+    if not enabled or not hasattr(gc, "freeze"):
+        yield
+        return
+    with _FREEZE_LOCK:
+        if _FREEZE_STATE["depth"] == 0:
+            _FREEZE_STATE["ours"] = gc.get_freeze_count() == 0
+        _FREEZE_STATE["depth"] += 1
+        if _FREEZE_STATE["ours"]:
+            gc.freeze()
+    try:
+        yield
+    finally:
+        with _FREEZE_LOCK:
+            _FREEZE_STATE["depth"] -= 1
+            if _FREEZE_STATE["depth"] == 0 and _FREEZE_STATE["ours"]:
+                gc.unfreeze()
+                _FREEZE_STATE["ours"] = False
+
+
 def _empty_stats() -> dict[str, Any]:
     return {
         "made": 0,
@@ -914,7 +1070,8 @@ class LLMClient:
     ) -> list[CallResult]:
         run = _Run(self, len(requests), progress)
         try:
-            return list(await asyncio.gather(*(run.one(r) for r in requests)))
+            with _frozen_heap(len(requests) >= _FREEZE_MIN_BATCH):
+                return list(await asyncio.gather(*(run.one(r) for r in requests)))
         finally:
             await run.aclose()
 
@@ -936,7 +1093,10 @@ class LLMClient:
         p.max_tokens = req.max_tokens or s.max_tokens
         p.temperature = req.temperature if req.temperature is not None else s.temperature
         p.structured = req.response_model is not None and s.structured_mode != "text"
-        p.schema = _schema_of(req.response_model) if p.structured else None
+        schema_json = None
+        p.schema = None
+        if p.structured:
+            p.schema, schema_json = _schema_info(req.response_model)
         params: dict[str, Any] = {"max_tokens": p.max_tokens, "temperature": p.temperature}
         if req.stop:
             params["stop"] = list(req.stop)
@@ -959,7 +1119,7 @@ class LLMClient:
             s.base_url,
             p.canonical,
             params,
-            canonical_json(p.schema) if p.schema else None,
+            schema_json,
         )
         return p
 
@@ -1001,6 +1161,46 @@ class LLMClient:
                 st["cost_usd"] = round(st["cost_usd"] + cost, 10)
 
 
+class _Slots:
+    """At most ``n`` requests in flight. A slot is held only while a request is at the
+    provider, never during a backoff sleep; a retry waiting for a slot goes before first
+    attempts (its backoff already paid the wait), and a freed slot is handed straight to
+    the next waiter (FIFO within each class)."""
+
+    def __init__(self, n: int):
+        self.free = n
+        self.retries: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.firsts: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, retry: bool = False) -> None:
+        if self.free > 0 and not self.retries and not self.firsts:
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self.retries if retry else self.firsts).append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # handed a slot, then cancelled
+                self.release()
+            raise
+
+    def release(self) -> None:
+        for queue in (self.retries, self.firsts):
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():  # skip waiters that were cancelled
+                    fut.set_result(None)
+                    return
+        self.free += 1
+
+
+def _deadline(seconds: float):
+    """``asyncio.timeout`` (no extra task per call) where available, else None."""
+    timeout = getattr(asyncio, "timeout", None)
+    return timeout(seconds) if timeout is not None else None
+
+
 class _Run:
     """State of one complete_many call (lives inside one event loop)."""
 
@@ -1010,13 +1210,22 @@ class _Run:
         self.total = total
         self.done = 0
         self.progress = progress
-        self.sem = asyncio.Semaphore(self.s.max_concurrency)
+        self.slots = _Slots(self.s.max_concurrency)
+        # A server-requested wait (Retry-After) holds back every attempt, not only the one
+        # that got it: the provider asked this client to pause.
+        self.pause_until = 0.0
         self.key_locks: dict[str, asyncio.Lock] = {}
         self.backend: _Backend | None = None
         self.backend_error: BaseException | None = None
         self.backend_lock = asyncio.Lock()
+        # Cache writes run on one helper thread and each is awaited (committed) before its
+        # call counts or returns: the event loop keeps serving the calls in flight while a
+        # write waits for SQLite (another process holding the write lock, a checkpoint).
+        self.writer: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.shutdown(wait=True)  # every write was awaited already
         if self.backend is not None:
             try:
                 await self.backend.aclose()
@@ -1072,8 +1281,7 @@ class _Run:
             if hit is not None:
                 c._count(req.purpose, "cached")
                 return hit
-            async with self.sem:
-                return await self._call(p)
+            return await self._call(p)
 
     def _from_cache(self, p: _Prepared) -> CallResult | None:
         rec = self.c.cache.get(p.key)
@@ -1106,31 +1314,57 @@ class _Run:
         delay = min(cap, self.s.backoff_base_s * (2 ** (attempt - 1)))
         return delay * (0.5 + 0.5 * random.random())
 
+    async def _attempt(self, p: _Prepared, retry: bool, started: list[float]) -> _Outcome:
+        """One request, holding a slot only while it is at the provider (``started[0]`` is
+        set to the time the slot was granted, for the call's latency)."""
+        s = self.s
+        backend = await self._get_backend()
+        while True:
+            wait = self.pause_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.slots.acquire(retry)
+            if self.pause_until <= time.monotonic():
+                break
+            self.slots.release()  # a Retry-After arrived while this attempt was queued
+        started[0] = time.monotonic()
+        try:
+            if s.provider == "local":
+                # generation runs in a thread that cannot be cancelled; it is bounded by
+                # max_tokens instead of a wall-clock timeout
+                return await backend.call(p)
+            # the HTTP client enforces timeout_s; this is a backstop
+            backstop = s.timeout_s * 1.5 + 1.0
+            deadline = _deadline(backstop)
+            if deadline is None:  # Python 3.10
+                return await asyncio.wait_for(backend.call(p), backstop)
+            async with deadline:
+                return await backend.call(p)
+        finally:
+            self.slots.release()
+
     async def _call(self, p: _Prepared) -> CallResult:
         c, s = self.c, self.s
         attempts = 0
         while True:
             attempts += 1
-            t0 = time.monotonic()
+            started = [time.monotonic()]
             try:
-                backend = await self._get_backend()
-                if s.provider == "local":
-                    # generation runs in a thread that cannot be cancelled; it is bounded by
-                    # max_tokens instead of a wall-clock timeout
-                    outcome = await backend.call(p)
-                else:
-                    # the HTTP client enforces timeout_s; this is a backstop
-                    outcome = await asyncio.wait_for(backend.call(p), s.timeout_s * 1.5 + 1.0)
+                outcome = await self._attempt(p, attempts > 1, started)
             except Exception as exc:
                 name, retryable, retry_after = classify(exc)
                 if not retryable or attempts > s.max_retries:
                     plural = "attempt" if attempts == 1 else "attempts"
                     error = f"{name} after {attempts} {plural}: {_short(exc)}"
                     log.warning("LLM call %s failed: %s", p.key[:12], error)
-                    self._safe_put(c._record(p, None, time.monotonic() - t0, attempts, error))
+                    await self._put(
+                        c._record(p, None, time.monotonic() - started[0], attempts, error)
+                    )
                     c._count(p.req.purpose, "failed")
                     return CallResult(call_id=p.key, tag=p.req.tag, error=error, attempts=attempts)
                 delay = self._backoff(attempts, retry_after)
+                if retry_after is not None:
+                    self.pause_until = max(self.pause_until, time.monotonic() + delay)
                 log.info(
                     "LLM call %s: %s (attempt %d/%d), retrying in %.2fs",
                     p.key[:12],
@@ -1141,12 +1375,15 @@ class _Run:
                 )
                 await asyncio.sleep(delay)
                 continue
-            latency = time.monotonic() - t0
+            latency = time.monotonic() - started[0]
             rec = c._record(p, outcome, latency, attempts)
-            self._safe_put(rec, replace=True)
+            # Committed (WAL, one transaction) before the call counts as made or returns.
+            await self._put(rec, replace=True)
             parsed = None
             if p.structured and outcome.parsed_json is not None:
-                parsed = p.req.response_model.model_validate(outcome.parsed_json)
+                parsed = outcome.parsed  # validated by the backend already
+                if parsed is None:
+                    parsed = p.req.response_model.model_validate(outcome.parsed_json)
             c._count(p.req.purpose, "made", rec.usage, rec.cost_usd)
             return CallResult(
                 call_id=p.key,
@@ -1159,6 +1396,15 @@ class _Run:
                 latency_s=rec.latency_s,
                 attempts=attempts,
             )
+
+    async def _put(self, rec: CallRecord, replace: bool = False) -> None:
+        """Write ``rec`` and wait until it is committed (never batched with other calls)."""
+        if self.writer is None:
+            self.writer = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="skill-slices-call-cache"
+            )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.writer, self._safe_put, rec, replace)
 
     def _safe_put(self, rec: CallRecord, replace: bool = False) -> None:
         try:

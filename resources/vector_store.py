@@ -1,13 +1,58 @@
-"""LanceDB store for skill-name vectors, keyed by embedder so spaces never mix."""
+"""LanceDB store for skill-name vectors, keyed by embedder so spaces never mix.
+
+Several processes may use one folder at once (two runs, a run and the UI, a notebook).
+Reads need no coordination (LanceDB readers see whole versions), but "add the names that
+are missing" is a read-then-write: two processes that both find a name missing would
+both append it. So creating the table and adding rows happen under an OS file lock on
+``<folder>/.skill_names.lock`` (``fcntl.flock``: released by the kernel even when the
+holder is SIGKILLed), the missing names are computed again once the lock is held, and
+each name is embedded and stored exactly once. Appends are retried if LanceDB reports a
+commit conflict with a writer that does not take the lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 TABLE = "skill_names"
+LOCK_FILE = ".skill_names.lock"
+COMMIT_ATTEMPTS = 6
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock between processes (and between threads: each call opens its own
+    file description)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: fall back to the filelock package if present
+        try:
+            from filelock import FileLock
+        except ImportError:
+            yield
+            return
+        with FileLock(str(path / LOCK_FILE)):
+            yield
+        return
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _is_commit_conflict(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "conflict" in text or "retryable" in text
 
 
 class SkillVectorStore:
@@ -16,13 +61,23 @@ class SkillVectorStore:
     def __init__(self, path: Path):
         import lancedb
 
+        path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = lancedb.connect(str(path))
 
-    def _table(self, dim: int):
-        names = self.db.table_names() if hasattr(self.db, "table_names") else []
-        if TABLE in names:
+    def _open(self):
+        """The table, or None if no process has created it yet."""
+        try:
             return self.db.open_table(TABLE)
+        except (ValueError, FileNotFoundError):
+            return None
+
+    def _table(self, dim: int):
+        """Open or create the table; call with the folder lock held when it may not exist."""
+        table = self._open()
+        if table is not None:
+            return table
         schema = pa.schema(
             [
                 ("embedder", pa.string()),
@@ -33,8 +88,8 @@ class SkillVectorStore:
         return self.db.create_table(TABLE, schema=schema, exist_ok=True)
 
     def _existing(self, embedder: str, dim: int) -> dict[str, np.ndarray]:
-        table = self._table(dim)
-        if table.count_rows() == 0:
+        table = self._open()
+        if table is None or table.count_rows() == 0:
             return {}
         df = table.to_arrow().to_pydict()
         out = {}
@@ -43,28 +98,45 @@ class SkillVectorStore:
                 out[name] = vec
         return out
 
+    def _append(self, data: pa.Table, dim: int) -> None:
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self._table(dim).add(data)
+                return
+            except Exception as exc:
+                if attempt == COMMIT_ATTEMPTS or not _is_commit_conflict(exc):
+                    raise
+                time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+
     def vectors_for(
         self, names: list[str], embedder, progress: bool = False
     ) -> tuple[np.ndarray, int]:
         """Vectors for `names` (in order), embedding only names never seen by this embedder.
 
-        Returns (vectors, number newly embedded).
+        Returns (vectors, number newly embedded by this call).
         """
         dim = embedder.dim
         existing = self._existing(embedder.name, dim)
         missing = sorted({n for n in names if n not in existing})
-        if missing:
-            vecs = embedder.encode(missing, progress=progress)
-            self._table(dim).add(
-                pa.table(
-                    {
-                        "embedder": [embedder.name] * len(missing),
-                        "name": missing,
-                        "vector": pa.array(list(vecs), type=pa.list_(pa.float32(), dim)),
-                    }
-                )
-            )
-            existing.update(zip(missing, vecs, strict=True))
+        if missing or not existing and self._open() is None:
+            with _folder_lock(self.path):
+                self._table(dim)  # created once, by whichever process comes first
+                # Another process may have added some of them while we waited.
+                existing = self._existing(embedder.name, dim)
+                missing = sorted({n for n in names if n not in existing})
+                if missing:
+                    vecs = embedder.encode(missing, progress=progress)
+                    self._append(
+                        pa.table(
+                            {
+                                "embedder": [embedder.name] * len(missing),
+                                "name": missing,
+                                "vector": pa.array(list(vecs), type=pa.list_(pa.float32(), dim)),
+                            }
+                        ),
+                        dim,
+                    )
+                    existing.update(zip(missing, vecs, strict=True))
         mat = np.asarray([existing[n] for n in names], dtype=np.float32).reshape(len(names), dim)
         return mat, len(missing)
 

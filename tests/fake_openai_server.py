@@ -97,6 +97,8 @@ def _ntok(text: str) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Small responses otherwise wait for the client's delayed ACK (~40 ms each).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -385,6 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Many concurrent clients connect at once; the default backlog (5) resets some.
+    request_queue_size = 128
     allow_reuse_address = True
     owner: FakeOpenAIServer
 

@@ -421,6 +421,68 @@ def test_concurrency_bound_is_respected(cache):
         assert srv.max_in_flight == 3
 
 
+def test_backoff_sleep_does_not_hold_a_slot(cache):
+    # One slot; the first request gets a 429 (no Retry-After) and backs off 0.4-0.8 s.
+    # Meanwhile the slot serves the queued requests (0.15 s each); when the backoff ends,
+    # the retry gets the slot before the first attempts still waiting.
+    with FakeOpenAIServer(structured_responder, faults=["429"], latency_s=0.15) as srv:
+        client = LLMClient(settings(srv, max_concurrency=1, backoff_base_s=0.8), cache)
+        texts = ["first"] + [f"q{i}" for i in range(9)]
+        results = client.complete_many([req(t) for t in texts])
+        assert all(r.ok for r in results) and results[0].attempts == 2
+        order = [last_user_text(r.body) for r in srv.requests]
+        assert order[:2] == ["first", "q0"], order
+        assert order.index("first", 1) < len(order) - 1, order
+        assert srv.max_in_flight == 1
+
+
+def test_retry_after_holds_back_the_whole_batch(cache):
+    with FakeOpenAIServer(structured_responder, faults=["429-retry-after"]) as srv:
+        client = LLMClient(settings(srv, max_concurrency=1), cache)
+        results = client.complete_many([req("asked to wait"), req("queued")])
+        assert all(r.ok for r in results)
+        first, *rest = srv.requests
+        assert first.fault == "429-retry-after"
+        # the server asked for 0.3 s: nothing else was sent before that
+        assert all(r.t - first.t >= 0.3 for r in rest), [r.t - first.t for r in rest]
+
+
+def test_structured_result_is_the_callers_class_without_revalidation(cache):
+    validations = []
+
+    class Counted(BaseModel):
+        answer: str
+        confidence: int
+
+        @classmethod
+        def model_validate(cls, *args, **kwargs):  # the client must not call it again
+            validations.append(args)
+            return super().model_validate(*args, **kwargs)
+
+    with FakeOpenAIServer(structured_responder) as srv:
+        client = LLMClient(settings(srv), cache)
+        results = client.complete_many([req(f"q{i}", response_model=Counted) for i in range(3)])
+        assert all(r.ok for r in results)
+        assert [type(r.parsed) for r in results] == [Counted] * 3
+        assert results[0].parsed == Counted(answer="A:q0", confidence=7)
+        assert results[0].parsed.model_fields_set == {"answer", "confidence"}
+        assert validations == []
+        # a cached answer is validated (it comes from disk)
+        again = client.complete(req("q0", response_model=Counted))
+        assert again.cached and again.parsed == results[0].parsed and len(validations) == 1
+
+
+def test_large_batch_leaves_the_garbage_collector_as_it_found_it(cache):
+    import gc
+
+    with FakeOpenAIServer(structured_responder) as srv:
+        client = LLMClient(settings(srv, max_concurrency=8), cache)
+        before = gc.get_freeze_count()
+        results = client.complete_many([req(f"gc {i}") for i in range(80)])
+        assert all(r.ok for r in results)
+        assert gc.get_freeze_count() == before == 0
+
+
 def test_missing_key_fails_uncached_calls_only(cache, monkeypatch):
     with FakeOpenAIServer(structured_responder) as srv:
         s = settings(srv, provider="openai", api_key_env=None)
