@@ -59,9 +59,11 @@ def _annotator_settings(project: Project) -> dict:
         exclude={"max_concurrency", "timeout_s", "max_retries", "api_key_env"}
     )
     if a["provider"] == "taxonomy":
-        from skill_assets.taxonomy import taxonomy_version
+        from skill_assets.taxonomy import ANNOTATOR_VERSION, taxonomy_version
 
         a["taxonomy_version"] = taxonomy_version()
+        # A change of the scoring re-annotates, like a change of the taxonomy file.
+        a["annotator_version"] = ANNOTATOR_VERSION
     return a
 
 

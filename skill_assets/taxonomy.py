@@ -15,7 +15,8 @@ Method, per instance:
 3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded one
    value at a time; the best hint similarity of a node is mixed into its semantic score.
 4. Keyword cues of a node found in the full instance text add evidence (a cue shared by
-   many nodes counts less; cues made only of common words are ignored).
+   many nodes counts less; cues made only of common words are ignored). Cues found in the
+   metadata hint values add evidence too (``context: "pie chart"`` names a figure skill).
 5. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
    path, so a specific skill is chosen only when its general ancestors agree.
 6. The best ``max_paths`` paths that are not prefixes of one another and score within a
@@ -23,7 +24,9 @@ Method, per instance:
    one mention, level 0 being the top-level skill. Nodes marked ``modality: image`` are
    penalised when the instance has no image; when it has one, the first step is the best
    visual path (reading the figure) and the other steps are the best non-visual paths
-   (reasoning about what was read).
+   (reasoning about what was read) that score at least ``visual_floor`` of the visual
+   step. Since the metadata of image benchmarks mostly describes the figure, a reasoning
+   path is scored with or without the hints, whichever is higher.
 
 Everything is deterministic: nodes and instances are processed in a fixed order, ties are
 broken by node order, and scores are rounded before ranking.
@@ -49,7 +52,7 @@ from skill_assets.schemas import MENTIONS, RATIONALES, conform, empty
 DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "data" / "taxonomy.yaml"
 
 # Bump when the scoring below changes in a way that changes annotations.
-ANNOTATOR_VERSION = "1"
+ANNOTATOR_VERSION = "2"
 
 # Metadata fields whose values describe the instance's subject (matched case-insensitively).
 DEFAULT_HINT_KEYS: tuple[str, ...] = (
@@ -633,9 +636,10 @@ def annotate_with_taxonomy(
     hint_weight: float = 0.5,
     hint_max_level: int = 1,
     keyword_weight: float = 0.08,
+    hint_keyword_weight: float = 0.4,
     image_penalty: float = 0.15,
     rel_threshold: float = 0.85,
-    visual_floor: float = 0.6,
+    visual_floor: float = 0.75,
     diversity: float = 0.03,
     min_end_level: int = 2,
     max_chars: int = MAX_INSTANCE_CHARS,
@@ -652,10 +656,13 @@ def annotate_with_taxonomy(
     - `hint_weight`: share in a path's score of the metadata-hint similarity of the path's
       general nodes (levels 0 to `hint_max_level`);
     - `keyword_weight`: bonus for a node whose keyword cues occur in the instance;
+    - `hint_keyword_weight`: bonus for a node whose keyword cues occur in a metadata hint
+      value (``context: "pie chart"`` names the figure-reading skill);
     - `image_penalty`: subtracted from ``modality: image`` nodes when there is no image;
     - `rel_threshold`: a further path must score at least this fraction of the best one;
     - `visual_floor`: with an image, the reasoning steps that follow the visual step must
-      score at least this fraction of the visual step;
+      score at least this fraction of the visual step (a reasoning path's score is the
+      larger of its score with and without the metadata hints);
     - `diversity`: penalty for sharing ancestors with an already chosen path;
     - `min_end_level`: chosen paths end at this level or deeper.
     """
@@ -702,6 +709,7 @@ def annotate_with_taxonomy(
         h_sims = _encode(embedder, uniq_hints, node_vecs, batch_size, False) @ node_vecs.T
 
         scores = np.zeros((len(rows), m), dtype=np.float64)
+        hint_cue_scores = np.zeros((len(rows), m), dtype=np.float64)
         hint_scores = np.zeros((len(rows), m), dtype=np.float64)
         has_hint = np.zeros(len(rows), dtype=bool)
         cue_list = []
@@ -721,12 +729,19 @@ def annotate_with_taxonomy(
             cues = kw_index.match(full)
             for node, hits in cues.items():
                 sc[node] += keyword_weight * (1.0 - np.exp(-sum(w for w, _, _ in hits)))
+            if hints[j] and hint_keyword_weight:
+                # cues in metadata values ("context": "pie chart") are evidence too
+                for node, hits in kw_index.match(" ; ".join(hints[j])).items():
+                    hint_cue_scores[j, node] = hint_keyword_weight * (
+                        1.0 - np.exp(-sum(w for w, _, _ in hits))
+                    )
             if has_image_nodes and not images[i]:
                 sc[st.image] -= image_penalty
             scores[j] = sc
             cue_list.append(cues)
             full_texts.append(full)
-        path_scores = scores @ st.path_weights.T
+        text_path_scores = scores @ st.path_weights.T
+        path_scores = (scores + hint_cue_scores) @ st.path_weights.T
         if has_hint.any():
             # Hints name a domain: they steer only the general levels of a path (the same
             # amount for every path below a level-`hint_max_level` node), so that the
@@ -755,9 +770,13 @@ def annotate_with_taxonomy(
                 # Read the picture first (one visual skill), then reason (the other steps).
                 chosen = _select_paths(ps, st.image, st, 1, rel_threshold, diversity)
             if chosen:
+                # Metadata hints of image benchmarks mostly describe the figure ("bar
+                # chart"), not the reasoning: they may lift a reasoning path but never
+                # demote it below what the question text alone supports.
                 floor = chosen[0].score - abs(chosen[0].score) * (1.0 - visual_floor)
+                rps = np.maximum(text_path_scores[j], ps)
                 chosen = _select_paths(
-                    ps, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen, floor
+                    rps, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen, floor
                 )
             else:
                 chosen = _select_paths(ps, everything, st, max_paths, rel_threshold, diversity)
@@ -866,3 +885,82 @@ def _encode(
     except TypeError:  # embedders with the minimal encode(texts) signature
         vec = embedder.encode(texts)
     return np.asarray(vec, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation against human skill labels (used by benchmarks/mathvista_quality.py)
+
+
+def step_paths(mentions: pl.DataFrame) -> dict[str, list[list[str]]]:
+    """uid -> the skill paths of its steps (names general -> specific), in step order."""
+    out: dict[str, list[list[str]]] = {}
+    if mentions.height == 0:
+        return out
+    rows = mentions.sort("uid", "step", "level").group_by(["uid", "step"], maintain_order=True)
+    for (uid, _step), g in rows:
+        out.setdefault(str(uid), []).append(g["skill_name"].to_list())
+    return out
+
+
+def labels_from_paths(
+    paths: Sequence[Sequence[str]], mapping: dict[str, Sequence[str] | str]
+) -> set[str]:
+    """Map taxonomy paths onto an external label set.
+
+    `mapping` sends a node name (case-insensitive) to one label or a list of labels (an
+    empty list: the node says nothing about the label set). Each path contributes the labels
+    of its *deepest* node that appears in `mapping`, so a specific entry overrides a general
+    one (``"geometry diagram reasoning"`` over ``"Visual reasoning"``); the result is the
+    union over paths.
+    """
+    low = {k.lower(): ([v] if isinstance(v, str) else list(v)) for k, v in mapping.items()}
+    out: set[str] = set()
+    for path in paths:
+        for name in reversed(list(path)):
+            hit = low.get(str(name).lower())
+            if hit is not None:
+                out.update(hit)
+                break
+    return out
+
+
+def multilabel_scores(
+    gold: Sequence[set[str] | Sequence[str]],
+    pred: Sequence[set[str] | Sequence[str]],
+    labels: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Micro and macro precision/recall/F1 of multi-label predictions.
+
+    `gold[i]` and `pred[i]` are the label sets of instance i. Micro scores pool true/false
+    positives over labels; macro scores are the unweighted means of the per-label scores
+    over `labels` (default: every label in `gold` or `pred`). A ratio with a zero
+    denominator counts as 0 (scikit-learn's ``zero_division=0``).
+
+    Returns ``{"micro": {"p", "r", "f1"}, "macro": {...}, "per_label": {label: {"p", "r",
+    "f1", "support", "predicted"}}, "n": instances}``.
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"gold has {len(gold)} instances, pred has {len(pred)}")
+    gs = [set(g) for g in gold]
+    ps = [set(p) for p in pred]
+    if labels is None:
+        labels = sorted(set().union(*gs, *ps)) if gs else []
+
+    def div(a: float, b: float) -> float:
+        return a / b if b else 0.0
+
+    def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+        p, r = div(tp, tp + fp), div(tp, tp + fn)
+        return {"p": p, "r": r, "f1": div(2 * p * r, p + r)}
+
+    per: dict[str, dict[str, float]] = {}
+    tp_all = fp_all = fn_all = 0
+    for lab in labels:
+        tp = sum(1 for g, p in zip(gs, ps, strict=True) if lab in g and lab in p)
+        fp = sum(1 for g, p in zip(gs, ps, strict=True) if lab not in g and lab in p)
+        fn = sum(1 for g, p in zip(gs, ps, strict=True) if lab in g and lab not in p)
+        per[lab] = {**prf(tp, fp, fn), "support": tp + fn, "predicted": tp + fp}
+        tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
+    k = len(labels)
+    macro = {m: div(sum(v[m] for v in per.values()), k) for m in ("p", "r", "f1")}
+    return {"micro": prf(tp_all, fp_all, fn_all), "macro": macro, "per_label": per, "n": len(gs)}

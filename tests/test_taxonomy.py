@@ -15,9 +15,12 @@ from skill_assets.taxonomy import (
     TaxonomyError,
     annotate_with_taxonomy,
     instance_text,
+    labels_from_paths,
     load_taxonomy,
     metadata_hints,
+    multilabel_scores,
     parse_taxonomy,
+    step_paths,
     taxonomy_frame,
     taxonomy_version,
 )
@@ -440,3 +443,121 @@ def test_mmlu_pro_categories_with_metadata_hints(embedder):
     names = dict(first.group_by("uid").agg(pl.col("skill_name")).iter_rows())
     ok = sum(expect[r["category"]] in names[r["instance_id"]] for r in rows)
     assert ok / len(rows) >= 0.85, ok / len(rows)
+
+
+# --- annotation quality helpers (benchmarks/mathvista_quality.py) -------------------------
+
+
+def _quality_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mathvista_quality.py"
+    spec = importlib.util.spec_from_file_location("mathvista_quality", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_multilabel_scores_by_hand():
+    gold = [{"a"}, {"a", "b"}, {"c"}, set()]
+    pred = [{"a"}, {"b", "c"}, set(), {"a"}]
+    s = multilabel_scores(gold, pred, ["a", "b", "c"])
+    # micro: tp = a(1) + b(1) = 2, fp = c(1) + a(1) = 2, fn = a(1) + c(1) = 2
+    assert s["micro"] == pytest.approx({"p": 0.5, "r": 0.5, "f1": 0.5})
+    a, b, c = (s["per_label"][k] for k in "abc")
+    assert (a["p"], a["r"], a["support"], a["predicted"]) == (0.5, 0.5, 2, 2)
+    assert (b["p"], b["r"], b["f1"]) == (1.0, 1.0, 1.0)
+    assert (c["p"], c["r"], c["f1"]) == (0.0, 0.0, 0.0)  # zero division counts as 0
+    assert s["macro"]["f1"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert s["n"] == 4
+    # labels default to every label seen; mismatched lengths are an error
+    assert set(multilabel_scores(gold, pred)["per_label"]) == {"a", "b", "c"}
+    with pytest.raises(ValueError):
+        multilabel_scores(gold, pred[:2])
+
+
+def test_labels_from_paths_uses_the_deepest_mapped_node():
+    mapping = {"Visual reasoning": [], "chart and plot reading": "STA", "Math": ["ARI"]}
+    paths = [
+        ["Visual reasoning", "chart and plot reading", "bar chart reading"],
+        ["math", "algebra", "equations"],  # case-insensitive, falls back to the top level
+    ]
+    assert labels_from_paths(paths, mapping) == {"STA", "ARI"}
+    assert labels_from_paths([["Visual reasoning", "natural images"]], mapping) == set()
+    assert labels_from_paths([["Unknown", "node"]], mapping) == set()
+    assert labels_from_paths([], mapping) == set()
+
+
+def test_step_paths_orders_steps_and_levels():
+    m = pl.DataFrame(
+        {
+            "uid": ["u", "u", "u", "u", "v"],
+            "step": [1, 0, 0, 1, 0],
+            "level": [0, 1, 0, 1, 0],
+            "skill_name": ["B", "a2", "A", "b2", "C"],
+        }
+    )
+    assert step_paths(m) == {"u": [["A", "a2"], ["B", "b2"]], "v": [["C"]]}
+    assert step_paths(m.head(0)) == {}
+
+
+def test_mathvista_label_map_names_real_nodes():
+    mq = _quality_module()
+    names = set(taxonomy_frame()["name"].str.to_lowercase())
+    missing = [k for k in mq.LABEL_MAP if k.lower() not in names]
+    assert not missing, missing
+    assert {lab for v in mq.LABEL_MAP.values() for lab in v} <= set(mq.LABELS)
+    # every human label is reachable from some node, and every top-level skill is mapped
+    assert {lab for v in mq.LABEL_MAP.values() for lab in v} == set(mq.LABELS)
+    assert TOP_LEVEL <= set(mq.LABEL_MAP)
+    # the keyword baseline and the split are deterministic and sensible
+    assert mq.keyword_labels("Find the measure of angle ABC.", None, {"x"}) == {mq.GEO}
+    assert mq.keyword_labels("Hello there", None, {"x"}) == {"x"}
+    assert mq.split_of("mathvista/1") == mq.split_of("mathvista/1")
+    splits = [mq.split_of(f"mathvista/{i}") for i in range(400)]
+    assert 150 < splits.count("dev") < 250
+    # 6 labels over 4 instances: k = round(1.5) = 2; "a" (3) then "b" (2)
+    assert mq.most_frequent_baseline([{"a"}, {"a", "b"}, {"b", "c"}, {"a"}]) == (["a", "b"], 2)
+    assert mq.most_frequent_baseline([{"a"}, {"b"}, {"b"}]) == (["b"], 1)
+
+
+def test_metadata_hint_cues_pick_the_figure_skill(embedder):
+    """A figure-type hint ("pie chart") names the visual skill of the first step."""
+    case = ("pie", "Is Navy Blue the maximum?", ["yes", "no"], "img.png", {}, "")
+    plain = _instances([case])
+    hinted = _instances([(*case[:4], {"context": "pie chart"}, "")])
+    _, m0 = annotate_with_taxonomy(plain, embedder)
+    _, m1 = annotate_with_taxonomy(hinted, embedder)
+    first = m1.filter(pl.col("step") == 0)["skill_name"].to_list()
+    assert "pie chart reading" in first
+    assert "pie chart reading" not in m0.filter(pl.col("step") == 0)["skill_name"].to_list()
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "mathvista_testmini" / "instances.jsonl").exists(),
+    reason="shared data absent",
+)
+def test_mathvista_sample_beats_keyword_baseline(embedder):
+    """On every 10th MathVista testmini question, the annotator's mapped skills agree with
+    the human labels better than the keyword rule does."""
+    mq = _quality_module()
+    inst, gold, _split = mq.load(SHARED_DATA / "mathvista_testmini")
+    inst = inst.gather_every(10)
+    assert not any("annotated_skills" in m for m in inst["metadata"].to_list())
+    _, m = annotate_with_taxonomy(inst, embedder)
+    paths = step_paths(m)
+    uids = inst["uid"].to_list()
+    g = [gold[u] for u in uids]
+    ours = multilabel_scores(
+        g, [labels_from_paths(paths.get(u, []), mq.LABEL_MAP) for u in uids], mq.LABELS
+    )
+    kw = multilabel_scores(
+        g,
+        [
+            mq.keyword_labels(q, o, {mq.ARI})
+            for q, o in zip(inst["question"].to_list(), inst["options"].to_list(), strict=True)
+        ],
+        mq.LABELS,
+    )
+    assert ours["micro"]["f1"] >= 0.65, ours["micro"]
+    assert ours["micro"]["f1"] > kw["micro"]["f1"] + 0.05, (ours["micro"], kw["micro"])
