@@ -31,6 +31,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import collections
 import concurrent.futures
@@ -894,6 +895,18 @@ def resolve_local_model(settings: LLMSettings) -> tuple[Path, str | None]:
     return target, fmt
 
 
+def _close_local_models() -> None:
+    """Free loaded models while the interpreter is still whole: left to ``Llama.__del__``
+    at shutdown, llama-cpp-python's cleanup finds its module globals gone and prints a
+    TypeError traceback on every exit."""
+    with _LOCAL_LOAD_LOCK:
+        models = list(_LOCAL_MODELS_LOADED.values())
+        _LOCAL_MODELS_LOADED.clear()
+    for llm in models:
+        with contextlib.suppress(Exception):
+            llm.close()
+
+
 def _load_llama(path: Path, chat_format: str | None, settings: LLMSettings):
     key = (str(path), chat_format, settings.n_ctx)
     with _LOCAL_LOAD_LOCK:
@@ -916,6 +929,8 @@ def _load_llama(path: Path, chat_format: str | None, settings: LLMSettings):
             if chat_format and chat_format != RAW_COMPLETION:
                 kwargs["chat_format"] = chat_format
             llm = Llama(**kwargs)
+            if not _LOCAL_MODELS_LOADED:
+                atexit.register(_close_local_models)
             _LOCAL_MODELS_LOADED[key] = llm
         return llm
 
