@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pydantic import BaseModel
+
 Responder = Callable[[dict[str, Any]], Any]
 FaultSpec = Sequence[str | None] | Callable[[dict[str, Any]], str | None] | None
 
@@ -89,6 +91,21 @@ def last_user_text(body: dict[str, Any]) -> str:
         if m.get("role") == "user":
             return _text_of(m.get("content"))
     return str(body.get("prompt", ""))
+
+
+class Answer(BaseModel):
+    """The structured output the shared responder returns."""
+
+    answer: str
+    confidence: int
+
+
+def structured_responder(body: dict[str, Any]) -> object:
+    """Tool calls get a valid :class:`Answer`; plain chat gets an echo of the user text."""
+    text = last_user_text(body)
+    if body.get("tools"):
+        return {"answer": f"A:{text}", "confidence": 7}
+    return f"echo:{text}"
 
 
 def _ntok(text: str) -> int:

@@ -10,7 +10,6 @@ import json
 
 import polars as pl
 import pytest
-from pydantic import BaseModel
 
 from resources.batch import (
     BatchConfigError,
@@ -21,23 +20,12 @@ from resources.batch import (
 )
 from resources.call_cache import CallCache
 from resources.llm import LLMClient, LLMRequest, LLMSettings
-from tests.fake_openai_server import FakeOpenAIServer, last_user_text
+from tests.fake_openai_server import Answer, FakeOpenAIServer, last_user_text
+from tests.fake_openai_server import structured_responder as responder
 
 KEY_ENV = "SKILL_SLICES_BATCH_TEST_KEY"
 SECRET = "sk-batch-test-5f0c2e9a71"
 PROVIDERS = ["openai", "anthropic"]
-
-
-class Answer(BaseModel):
-    answer: str
-    confidence: int
-
-
-def responder(body: dict) -> object:
-    text = last_user_text(body)
-    if body.get("tools"):
-        return {"answer": f"A:{text}", "confidence": 7}
-    return f"echo:{text}"
 
 
 @pytest.fixture(autouse=True)

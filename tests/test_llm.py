@@ -26,7 +26,12 @@ from pydantic import BaseModel
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fake_openai_server import FakeOpenAIServer, last_user_text  # noqa: E402
+from fake_openai_server import (  # noqa: E402
+    Answer,
+    FakeOpenAIServer,
+    last_user_text,
+    structured_responder,
+)
 
 from resources.call_cache import CallCache, CallRecord, Usage, key_for  # noqa: E402
 from resources.llm import (  # noqa: E402
@@ -42,19 +47,6 @@ KEY_ENV = "SKILL_SLICES_TEST_KEY"
 PNG_BYTES = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-
-
-class Answer(BaseModel):
-    answer: str
-    confidence: int
-
-
-def structured_responder(body: dict) -> object:
-    """Tool calls get a valid Answer; plain chat gets an echo of the user text."""
-    text = last_user_text(body)
-    if body.get("tools"):
-        return {"answer": f"A:{text}", "confidence": 7}
-    return f"echo:{text}"
 
 
 @pytest.fixture(autouse=True)
