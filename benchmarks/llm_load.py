@@ -207,14 +207,14 @@ def _serve(port_q, stop, latency: float, slow_s: float, fixed: bool) -> None:
     from tests import fake_openai_server
     from tests.fake_openai_server import FakeOpenAIServer
 
-    if fixed:
-        # Only in this server process, socket settings every production server has:
-        # TCP_NODELAY (the stdlib handler sends headers and body separately; with Nagle on,
-        # the body waits ~40 ms for the client's delayed ACK) and a listen backlog larger
-        # than the stdlib's 5 (16 connections opened at once overflow it: the kernel drops
-        # the extra SYNs and the client only retries them after 1 s, i.e. past its timeout).
-        fake_openai_server._Handler.disable_nagle_algorithm = True
-        fake_openai_server._Server.request_queue_size = 128
+    # The test server has the socket settings every production server has: TCP_NODELAY
+    # (the stdlib handler sends headers and body separately; with Nagle on, the body waits
+    # ~40 ms for the client's delayed ACK) and a listen backlog larger than the stdlib's 5
+    # (16 connections opened at once overflow it: the kernel drops the extra SYNs and the
+    # client only retries them after 1 s, i.e. past its timeout). --stock-server puts the
+    # stdlib defaults back, in this server process only.
+    fake_openai_server._Handler.disable_nagle_algorithm = fixed
+    fake_openai_server._Server.request_queue_size = 128 if fixed else 5
     with FakeOpenAIServer(
         responder=_answer,
         fault_probability=FAULT_PROBABILITY,
