@@ -53,26 +53,44 @@ def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
 def cluster_names_deduplicated(
     project: ProjectResource, skill_slices: pl.DataFrame
 ) -> AssetCheckResult:
-    """Fewer than 1% of slice names have a near-duplicate at the same level (warns above)."""
-    from skill_assets.slices import default_threshold, near_duplicate_rate, near_duplicate_threshold
+    """Fewer than 1% of slice names have a near-duplicate at the same level (warns above).
+
+    Two names of the taxonomy (``macroeconomics``, ``microeconomics``) are distinct skills
+    by construction, so such a pair does not count; a free-text name close to either does.
+    """
+    from skill_assets.slices import (
+        canonical_names,
+        default_threshold,
+        near_duplicate_pairs,
+        near_duplicate_rate,
+        near_duplicate_threshold,
+    )
 
     embedder = project.embedder()
     threshold = project.project.registry.slices.threshold or default_threshold(embedder.name)
+    dup_threshold = near_duplicate_threshold(threshold)
+    mentions = _materialized(project, "skill_mentions")
+    canonical = canonical_names(mentions) if mentions.height else set()
     store = project.vector_store()
-    rates = {}
+    rates, examples = {}, []
     worst = 0.0
     for level in sorted(skill_slices["level"].unique().to_list()):
         names = skill_slices.filter(pl.col("level") == level)["name"].unique().sort().to_list()
         vecs, _ = store.vectors_for(names, embedder)
-        rate = near_duplicate_rate(names, vecs, near_duplicate_threshold(threshold))
+        canon = {name for lvl, name in canonical if lvl == level}
+        rate = near_duplicate_rate(names, vecs, dup_threshold, canon)
         rates[str(level)] = rate
         worst = max(worst, rate)
+        pairs = near_duplicate_pairs(names, vecs, dup_threshold, canon)
+        examples += [f"L{level}: {a!r} ~ {b!r} ({c:.3f})" for a, b, c in pairs[:5]]
     return AssetCheckResult(
         passed=worst < 0.01,
         severity=AssetCheckSeverity.WARN,
         metadata={
             "near_duplicate_rate_by_level": rates,
-            "threshold": near_duplicate_threshold(threshold),
+            "threshold": dup_threshold,
+            "taxonomy_names_exempt": len(canonical),
+            "closest_pairs": examples[:20],
         },
     )
 

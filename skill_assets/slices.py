@@ -28,6 +28,7 @@ import os
 import random
 import tempfile
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -508,6 +509,20 @@ def distinct_names(mentions: pl.DataFrame) -> pl.DataFrame:
 CANONICAL_PROVENANCE = "taxonomy"
 
 
+def canonical_names(mentions: pl.DataFrame) -> set[tuple[int, str]]:
+    """(level, name) of the names only the taxonomy annotator produced: distinct skills by
+    construction, never clustered, and never counted as near-duplicates of each other."""
+    if "provenance" not in mentions.columns or mentions.height == 0:
+        return set()
+    return set(
+        mentions.group_by("level", "skill_name")
+        .agg((pl.col("provenance") == CANONICAL_PROVENANCE).all().alias("canon"))
+        .filter(pl.col("canon"))
+        .select("level", "skill_name")
+        .iter_rows()
+    )
+
+
 def build_slices(
     mentions: pl.DataFrame,
     name_vectors: dict[str, np.ndarray],
@@ -525,16 +540,7 @@ def build_slices(
     are clustered; a cluster named like a taxonomy skill shares its slice.
     """
     names = distinct_names(mentions)
-    canonical: set[tuple[int, str]] = set()
-    if "provenance" in mentions.columns:
-        canonical = {
-            (lvl, name)
-            for lvl, name in mentions.group_by("level", "skill_name")
-            .agg((pl.col("provenance") == CANONICAL_PROVENANCE).all().alias("canon"))
-            .filter(pl.col("canon"))
-            .select("level", "skill_name")
-            .iter_rows()
-        }
+    canonical = canonical_names(mentions)
     mapping = []
     for level in sorted(names["level"].unique().to_list()):
         lv = names.filter(pl.col("level") == level)
@@ -617,12 +623,50 @@ def _near_duplicate_fraction(v: np.ndarray, threshold: float, exact: bool | None
     return len(np.union1d(i, j)) / len(v)
 
 
-def near_duplicate_rate(names: list[str], vectors: np.ndarray, threshold: float) -> float:
-    """Share of cluster names with another cluster name at cosine ≥ threshold.
+def near_duplicate_pairs(
+    names: list[str],
+    vectors: np.ndarray,
+    threshold: float,
+    canonical: Collection[str] = (),
+) -> list[tuple[str, str, float]]:
+    """Pairs of names at cosine ≥ threshold, most similar first, as (name, name, cosine).
+
+    A pair of two `canonical` names (distinct taxonomy skills such as "macroeconomics"
+    and "microeconomics") is left out: they are different skills by construction.
+    """
+    if len(names) != len(vectors):
+        raise ValueError(f"{len(names)} names but {len(vectors)} vectors")
+    if len(names) < 2:
+        return []
+    i, j, sim = similarity_graph(vectors, threshold, k=None)  # edges i < j
+    canon = set(canonical)
+    out = [
+        (names[a], names[b], round(float(c), 4))
+        for a, b, c in zip(i.tolist(), j.tolist(), np.asarray(sim).tolist(), strict=True)
+        if not (names[a] in canon and names[b] in canon)
+    ]
+    return sorted(out, key=lambda t: (-t[2], t[0], t[1]))
+
+
+def near_duplicate_rate(
+    names: list[str],
+    vectors: np.ndarray,
+    threshold: float,
+    canonical: Collection[str] = (),
+) -> float:
+    """Share of cluster names with another cluster name at cosine ≥ threshold (pairs of
+    two `canonical` names do not count).
 
     The paper's check uses the second threshold: pass
     near_duplicate_threshold(clustering threshold).
     """
     if len(names) != len(vectors):
         raise ValueError(f"{len(names)} names but {len(vectors)} vectors")
-    return _near_duplicate_fraction(_unit(vectors), threshold)
+    if not canonical:
+        return _near_duplicate_fraction(_unit(vectors), threshold)
+    if len(names) < 2:
+        return 0.0
+    involved = {
+        n for a, b, _ in near_duplicate_pairs(names, vectors, threshold, canonical) for n in (a, b)
+    }
+    return len(involved) / len(names)

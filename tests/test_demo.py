@@ -44,6 +44,8 @@ def test_demo_run_prints_headline_and_json_summary(demo):
     assert r["oracle"] >= max(r["policy"], r["best_single"], r["metadata_router"])
     assert "== routing (held-out accuracy) ==" in stdout
     assert "== headline insights ==" in stdout
+    # The demo's slices come from the taxonomy: distinct skills, no near-duplicate names.
+    assert "skill_slices:cluster_names_deduplicated" not in summary.get("checks_failed", {})
 
 
 def test_demo_models_are_the_three_local_systems(demo):

@@ -12,6 +12,7 @@ from skill_assets.slices import (
     build_slices,
     cluster_skill_names,
     default_threshold,
+    near_duplicate_pairs,
     near_duplicate_rate,
     near_duplicate_threshold,
     similarity_graph,
@@ -146,6 +147,22 @@ def test_near_duplicate_rate():
     assert near_duplicate_rate(["a"], e[:1], 0.5) == 0.0
     with pytest.raises(ValueError):
         near_duplicate_rate(["a"], e, 0.5)
+
+
+def test_near_duplicates_between_taxonomy_names_do_not_count():
+    e = np.eye(4, dtype=np.float32)
+    near_a = e[:1] * 0.999 + e[1:2] * 0.01
+    vecs = np.vstack([e, near_a, near_a])  # "e" and "f" both copy "a"
+    names = list("abcdef")
+    pairs = near_duplicate_pairs(names, vecs, 0.9)
+    assert {(a, b) for a, b, _ in pairs} == {("a", "e"), ("a", "f"), ("e", "f")}
+    assert [c for _, _, c in pairs] == sorted((c for _, _, c in pairs), reverse=True)
+    assert near_duplicate_rate(names, vecs, 0.9) == pytest.approx(3 / 6)
+    # a and e are both taxonomy skills: their pair is exempt, f (free text) still counts
+    pairs = near_duplicate_pairs(names, vecs, 0.9, canonical={"a", "e"})
+    assert {(a, b) for a, b, _ in pairs} == {("a", "f"), ("e", "f")}
+    assert near_duplicate_rate(names, vecs, 0.9, canonical={"a", "e"}) == pytest.approx(3 / 6)
+    assert near_duplicate_rate(names, vecs, 0.9, canonical={"a", "e", "f"}) == 0.0
 
 
 def test_cluster_names_are_deduplicated(data):
