@@ -82,6 +82,23 @@ def _cache_worker(path: str, writer: str, barrier, jsonl: str | None, out) -> No
         out.put((writer, "error", repr(exc), 0))
 
 
+def _run_workers(target, args_of) -> list:
+    """Start N_PROCS spawned processes released together by a barrier; return their
+    reports once every one has exited cleanly and reported "ok"."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(N_PROCS)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=args_of(w, barrier, out)) for w in range(N_PROCS)]
+    for p in procs:
+        p.start()
+    reports = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert all(r[1] == "ok" for r in reports), reports
+    return reports
+
+
 def test_processes_share_one_call_cache(tmp_path):
     path = tmp_path / "state" / "llm_calls.sqlite"  # neither folder nor file exists yet
     # a bulk import (one long transaction) competes with the per-call writes
@@ -94,23 +111,16 @@ def test_processes_share_one_call_cache(tmp_path):
     assert source.export_jsonl(jsonl) == 400 + N_KEYS
     source.close()
 
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(N_PROCS)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_cache_worker,
-            args=(str(path), f"w{w}", barrier, str(jsonl) if w == 0 else None, out),
-        )
-        for w in range(N_PROCS)
-    ]
-    for p in procs:
-        p.start()
-    reports = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert all(r[1] == "ok" for r in reports), reports
+    reports = _run_workers(
+        _cache_worker,
+        lambda w, barrier, out: (
+            str(path),
+            f"w{w}",
+            barrier,
+            str(jsonl) if w == 0 else None,
+            out,
+        ),
+    )
     assert sum(r[3] for r in reports) >= 400  # the import added at least its own keys
 
     with sqlite3.connect(path) as conn:
@@ -194,20 +204,9 @@ def test_processes_share_one_lancedb_table(tmp_path):
 
     path = tmp_path / "lancedb"
     rounds = 12
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(N_PROCS)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_vector_worker, args=(str(path), w, rounds, barrier, out))
-        for w in range(N_PROCS)
-    ]
-    for p in procs:
-        p.start()
-    reports = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert all(r[1] == "ok" for r in reports), reports
+    reports = _run_workers(
+        _vector_worker, lambda w, barrier, out: (str(path), w, rounds, barrier, out)
+    )
 
     expected = {n for w in range(N_PROCS) for r in range(rounds) for n in _names(w, r)}
     # every distinct name was embedded exactly once across all processes
