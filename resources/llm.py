@@ -537,10 +537,6 @@ def _schema_info(model: type[BaseModel]) -> tuple[dict[str, Any], str]:
     return hit
 
 
-def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    return json.loads(_schema_info(model)[1])  # a private copy
-
-
 _IC_MODELS: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 
 
@@ -565,25 +561,13 @@ def _instructor_model(model: type[BaseModel]) -> type[BaseModel]:
 def _as_model(obj: Any, model: type[BaseModel] | None, parsed_json: Any) -> Any:
     """``obj`` (validated by instructor as the cached ``ResponseSchema`` subclass of
     ``model``) as an instance of ``model`` itself, without validating it again: the
-    subclass adds no field and inherits every validator, so its state is ``model``'s."""
+    subclass adds no field and inherits every validator, so its values are ``model``'s."""
     if model is None:
         return None
     if type(obj) is model:
         return obj
     if isinstance(obj, model):
-        try:
-            new = model.__new__(model)
-            object.__setattr__(new, "__dict__", dict(obj.__dict__))
-            object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
-            extra = obj.__pydantic_extra__
-            object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
-            private = obj.__pydantic_private__
-            object.__setattr__(
-                new, "__pydantic_private__", None if private is None else dict(private)
-            )
-            return new
-        except Exception:  # pydantic internals moved: fall back to validating
-            pass
+        return model.model_construct(_fields_set=set(obj.model_fields_set), **dict(obj))
     return model.model_validate(parsed_json)
 
 
