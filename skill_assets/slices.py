@@ -648,6 +648,11 @@ def near_duplicate_pairs(
     return sorted(out, key=lambda t: (-t[2], t[0], t[1]))
 
 
+def share_in_pairs(pairs: list[tuple[str, str, float]], n_names: int) -> float:
+    """Share of `n_names` names that appear in at least one of `pairs`."""
+    return len({x for a, b, _ in pairs for x in (a, b)}) / n_names if n_names else 0.0
+
+
 def near_duplicate_rate(
     names: list[str],
     vectors: np.ndarray,
@@ -660,13 +665,4 @@ def near_duplicate_rate(
     The paper's check uses the second threshold: pass
     near_duplicate_threshold(clustering threshold).
     """
-    if len(names) != len(vectors):
-        raise ValueError(f"{len(names)} names but {len(vectors)} vectors")
-    if not canonical:
-        return _near_duplicate_fraction(_unit(vectors), threshold)
-    if len(names) < 2:
-        return 0.0
-    involved = {
-        n for a, b, _ in near_duplicate_pairs(names, vectors, threshold, canonical) for n in (a, b)
-    }
-    return len(involved) / len(names)
+    return share_in_pairs(near_duplicate_pairs(names, vectors, threshold, canonical), len(names))
