@@ -88,15 +88,17 @@ class SkillVectorStore:
         return self.db.create_table(TABLE, schema=schema, exist_ok=True)
 
     def _existing(self, embedder: str, dim: int) -> dict[str, np.ndarray]:
+        """name -> vector of every name stored for `embedder`."""
         table = self._open()
         if table is None or table.count_rows() == 0:
             return {}
-        df = table.to_arrow().to_pydict()
-        out = {}
-        for emb, name, vec in zip(df["embedder"], df["name"], df["vector"], strict=True):
-            if emb == embedder:
-                out[name] = vec
-        return out
+        import pyarrow.compute as pc
+
+        data = table.to_arrow()
+        data = data.filter(pc.equal(data["embedder"], embedder))
+        # One (n, dim) array from the fixed-size lists, not n Python lists of floats.
+        vectors = data["vector"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
+        return dict(zip(data["name"].to_pylist(), vectors, strict=True))
 
     def _append(self, data: pa.Table, dim: int) -> None:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -118,7 +120,7 @@ class SkillVectorStore:
         dim = embedder.dim
         existing = self._existing(embedder.name, dim)
         missing = sorted({n for n in names if n not in existing})
-        if missing or not existing and self._open() is None:
+        if missing:
             with _folder_lock(self.path):
                 self._table(dim)  # created once, by whichever process comes first
                 # Another process may have added some of them while we waited.
@@ -142,7 +144,9 @@ class SkillVectorStore:
 
     def search(self, vector: np.ndarray, embedder: str, k: int = 50) -> list[tuple[str, float]]:
         """Nearest skill names to `vector` (cosine), within one embedder's space."""
-        table = self.db.open_table(TABLE)
+        table = self._open()
+        if table is None:  # nothing embedded yet
+            return []
         hits = (
             table.search(vector.astype(np.float32))
             .metric("cosine")
