@@ -43,14 +43,15 @@ import polars as pl  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skill_assets.schemas import INSTANCES, conform  # noqa: E402
+from skill_assets.instances import load_instances  # noqa: E402
 from skill_assets.taxonomy import (  # noqa: E402
     labels_from_paths,
     multilabel_scores,
     step_paths,
 )
 
-DEFAULT_DATA = Path("/work/shared/data/mathvista_testmini")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvista_testmini"
+BENCHMARK = "MathVista-testmini"
 LABEL_FIELD = "annotated_skills"
 SPLIT_SEED = "mathvista-quality-v1"
 
@@ -154,46 +155,30 @@ def split_of(instance_id: str) -> str:
 
 
 def load(data_dir: Path) -> tuple[pl.DataFrame, dict[str, set[str]], dict[str, str]]:
-    """Instances in the `schemas.INSTANCES` shape (without the human labels), the human
-    labels by uid, and the split by uid."""
+    """Instances as the pipeline loads them (`instances.load_instances`), with the human
+    labels and the answer taken out of what the annotator sees; the human labels by uid;
+    the split by uid."""
     path = data_dir / "instances.jsonl"
     if not path.exists():
         sys.exit(
             f"mathvista_quality: {path} not found. Give the folder that holds MathVista "
             f"testmini's instances.jsonl with --data (default {DEFAULT_DATA})."
         )
-    core = {"instance_id", "benchmark", "question", "options", "answer", "image"}
-    rows, gold, split = [], {}, {}
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            bench = r.get("benchmark") or "MathVista-testmini"
-            uid = f"{bench}/{r['instance_id']}"
-            labels = r.get(LABEL_FIELD)
-            if labels is None:
-                sys.exit(
-                    f"mathvista_quality: {path}: instance {r['instance_id']} has no {LABEL_FIELD!r}"
-                )
-            gold[uid] = {str(x).strip().lower() for x in labels}
-            split[uid] = split_of(str(r["instance_id"]))
-            # the human labels (and the answer) never reach the annotator
-            meta = {k: v for k, v in r.items() if k not in core and k != LABEL_FIELD}
-            rows.append(
-                {
-                    "uid": uid,
-                    "benchmark": bench,
-                    "instance_id": str(r["instance_id"]),
-                    "question": r.get("question") or "",
-                    "options": [str(o) for o in r["options"]] if r.get("options") else None,
-                    "answer": None,
-                    "image": r.get("image"),
-                    "metadata": json.dumps(meta, sort_keys=True, default=str),
-                }
-            )
-    df = pl.DataFrame(rows, schema_overrides={"options": pl.List(pl.String)})
-    return conform(df, INSTANCES), gold, split
+    instances = load_instances(path, BENCHMARK)
+    gold, split, metadata = {}, {}, []
+    for uid, iid, meta in instances.select("uid", "instance_id", "metadata").iter_rows():
+        fields = json.loads(meta)
+        labels = fields.pop(LABEL_FIELD, None)
+        if labels is None:
+            sys.exit(f"mathvista_quality: {path}: instance {iid} has no {LABEL_FIELD!r}")
+        fields.pop("benchmark", None)
+        gold[uid] = {str(x).strip().lower() for x in labels}
+        split[uid] = split_of(iid)
+        metadata.append(json.dumps(fields, sort_keys=True, default=str))
+    instances = instances.with_columns(
+        pl.Series("metadata", metadata, dtype=pl.String), pl.lit(None, pl.String).alias("answer")
+    )
+    return instances, gold, split
 
 
 def most_frequent_baseline(gold_dev: list[set[str]], k: int | None = None) -> tuple[list[str], int]:
@@ -260,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     dev = [u for u in uids if split[u] == "dev"]
     gold_dev = [gold[u] for u in dev]
     freq, k = most_frequent_baseline(gold_dev)
-    freq_k1, _ = most_frequent_baseline(gold_dev, k + 1)
+    freq_more, _ = most_frequent_baseline(gold_dev, k + 1)
     qs = dict(zip(uids, instances["question"].to_list(), strict=True))
     opts = dict(zip(uids, instances["options"].to_list(), strict=True))
     kw = {u: keyword_labels(qs[u], opts[u], set(freq[:1])) for u in uids}
     methods[f"baseline: most frequent (k={k})"] = {u: set(freq) for u in uids}
-    methods[f"baseline: most frequent (k={k + 1}, for reference)"] = {u: set(freq_k1) for u in uids}
+    methods[f"baseline: most frequent (k={k + 1}, for reference)"] = {
+        u: set(freq_more) for u in uids
+    }
     methods["baseline: keyword rule"] = kw
 
     subsets = {
@@ -278,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         f"test {len(subsets['test'])}); taxonomy {taxonomy_version()}, "
         f"annotator v{ANNOTATOR_VERSION}, max_paths={args.max_paths}"
     )
-    print(f"labels by frequency on dev (most frequent first): {freq_k1} ...\n")
+    print(f"labels by frequency on dev (most frequent first): {freq_more} ...\n")
     print("| method | split | n | micro P | micro R | micro F1 | macro P | macro R | macro F1 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for sname, su in subsets.items():

@@ -929,38 +929,42 @@ def multilabel_scores(
     pred: Sequence[set[str] | Sequence[str]],
     labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Micro and macro precision/recall/F1 of multi-label predictions.
+    """Micro and macro precision/recall/F1 of multi-label predictions (scikit-learn).
 
-    `gold[i]` and `pred[i]` are the label sets of instance i. Micro scores pool true/false
-    positives over labels; macro scores are the unweighted means of the per-label scores
-    over `labels` (default: every label in `gold` or `pred`). A ratio with a zero
-    denominator counts as 0 (scikit-learn's ``zero_division=0``).
+    `gold[i]` and `pred[i]` are the label sets of instance i; labels outside `labels`
+    (default: every label in `gold` or `pred`) are ignored. Micro scores pool true/false
+    positives over labels; macro scores are the unweighted means of the per-label scores.
+    A ratio with a zero denominator counts as 0 (``zero_division=0``).
 
     Returns ``{"micro": {"p", "r", "f1"}, "macro": {...}, "per_label": {label: {"p", "r",
     "f1", "support", "predicted"}}, "n": instances}``.
     """
+    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     if len(gold) != len(pred):
         raise ValueError(f"gold has {len(gold)} instances, pred has {len(pred)}")
-    gs = [set(g) for g in gold]
-    ps = [set(p) for p in pred]
     if labels is None:
-        labels = sorted(set().union(*gs, *ps)) if gs else []
+        labels = sorted(set().union(*map(set, gold), *map(set, pred)))
+    labels = list(labels)
+    zero = {"p": 0.0, "r": 0.0, "f1": 0.0}
+    if not labels or not gold:
+        return {"micro": zero, "macro": dict(zero), "per_label": {}, "n": len(gold)}
+    known = set(labels)
+    binarize = MultiLabelBinarizer(classes=labels).fit([labels])
+    y_true = binarize.transform([set(g) & known for g in gold])
+    y_pred = binarize.transform([set(p) & known for p in pred])
 
-    def div(a: float, b: float) -> float:
-        return a / b if b else 0.0
+    def prf(average: str | None):
+        return precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)[:3]
 
-    def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-        p, r = div(tp, tp + fp), div(tp, tp + fn)
-        return {"p": p, "r": r, "f1": div(2 * p * r, p + r)}
-
-    per: dict[str, dict[str, float]] = {}
-    tp_all = fp_all = fn_all = 0
-    for lab in labels:
-        tp = sum(1 for g, p in zip(gs, ps, strict=True) if lab in g and lab in p)
-        fp = sum(1 for g, p in zip(gs, ps, strict=True) if lab not in g and lab in p)
-        fn = sum(1 for g, p in zip(gs, ps, strict=True) if lab in g and lab not in p)
-        per[lab] = {**prf(tp, fp, fn), "support": tp + fn, "predicted": tp + fp}
-        tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
-    k = len(labels)
-    macro = {m: div(sum(v[m] for v in per.values()), k) for m in ("p", "r", "f1")}
-    return {"micro": prf(tp_all, fp_all, fn_all), "macro": macro, "per_label": per, "n": len(gs)}
+    per = {
+        lab: {"p": float(p), "r": float(r), "f1": float(f), "support": int(n), "predicted": int(k)}
+        for lab, p, r, f, n, k in zip(
+            labels, *prf(None), y_true.sum(axis=0), y_pred.sum(axis=0), strict=True
+        )
+    }
+    micro, macro = (
+        dict(zip(("p", "r", "f1"), map(float, prf(a)), strict=True)) for a in ("micro", "macro")
+    )
+    return {"micro": micro, "macro": macro, "per_label": per, "n": len(gold)}
