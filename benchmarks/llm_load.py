@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -226,10 +227,7 @@ def _serve(port_q, stop, latency: float, slow_s: float, fixed: bool) -> None:
     ) as srv:
         port_q.put((srv.port,))
         stop.wait()
-        by_kind: dict[str, int] = {}
-        for r in srv.requests:
-            if r.fault:
-                by_kind[r.fault] = by_kind.get(r.fault, 0) + 1
+        by_kind = dict(Counter(r.fault for r in srv.requests if r.fault))
         port_q.put(
             {
                 "requests": len(srv.requests),

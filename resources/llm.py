@@ -891,6 +891,9 @@ def _close_local_models() -> None:
             llm.close()
 
 
+atexit.register(_close_local_models)
+
+
 def _load_llama(path: Path, chat_format: str | None, settings: LLMSettings):
     key = (str(path), chat_format, settings.n_ctx)
     with _LOCAL_LOAD_LOCK:
@@ -913,8 +916,6 @@ def _load_llama(path: Path, chat_format: str | None, settings: LLMSettings):
             if chat_format and chat_format != RAW_COMPLETION:
                 kwargs["chat_format"] = chat_format
             llm = Llama(**kwargs)
-            if not _LOCAL_MODELS_LOADED:
-                atexit.register(_close_local_models)
             _LOCAL_MODELS_LOADED[key] = llm
         return llm
 
