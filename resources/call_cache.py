@@ -299,15 +299,13 @@ class CallCache:
     # -- JSONL exchange ---------------------------------------------------------------------------
     def export_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write every successful call as one JSON line (oldest first). Returns the count."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from skill_assets.atomic import atomic_path
+
         n = 0
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             for rec in self.iter_records():
                 fh.write(rec.model_dump_json() + "\n")
                 n += 1
-        os.replace(tmp, path)
         return n
 
     def import_jsonl(self, path: str | os.PathLike[str]) -> int:

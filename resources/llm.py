@@ -1075,6 +1075,22 @@ class LLMClient:
         finally:
             await run.aclose()
 
+    def check_ready(self) -> None:
+        """Raise :class:`LLMConfigError` (one line: what to install or set) when this client's
+        provider cannot run here: a missing package, key or local model file. Commands call
+        it before any work so a setup problem never becomes N failed calls."""
+        backend = _build_backend(self.settings)
+        if self.settings.provider == "local":
+            import importlib.util
+
+            # the model itself loads lazily on the first call; the library must exist now
+            if importlib.util.find_spec("llama_cpp") is None:
+                raise LLMConfigError(
+                    "llama-cpp-python is not installed (pip install 'skill-slices[local]')"
+                )
+        with contextlib.suppress(Exception):
+            asyncio.run(backend.aclose())
+
     def key_for_request(self, request: LLMRequest) -> str:
         """The cache key (= call_id) this request would use."""
         return self._prepare(request).key

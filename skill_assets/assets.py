@@ -18,6 +18,7 @@ from dagster import (
 
 from resources.project import ProjectResource
 from skill_assets import plan
+from skill_assets.atomic import atomic_path
 from skill_assets.importers import load_results
 from skill_assets.instances import load_benchmark
 from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
@@ -530,9 +531,8 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
         known = pl.concat([known.select(new.columns), new]).unique(
             ["uid", "text", "embedder"], keep="last"
         )
-        tmp = cache.with_suffix(".tmp")
-        known.write_parquet(tmp)
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            known.write_parquet(tmp)
         joined = texts.join(known.select("uid", "text", "vector"), on=["uid", "text"], how="left")
     mat = np.asarray(joined["vector"].to_list(), dtype=np.float32)
     return mat, joined["uid"].to_list()

@@ -111,7 +111,9 @@ def evaluate(project_dir: str, model_name: str) -> None:
     import polars as pl
     from tqdm import tqdm
 
+    from resources.llm import LLMConfigError
     from resources.project import ProjectResource
+    from skill_assets.atomic import atomic_path
     from skill_assets.live import make_judge_client, run_live_evaluation
     from skill_assets.registry import load_project
     from skill_assets.runner import preflight
@@ -125,12 +127,18 @@ def evaluate(project_dir: str, model_name: str) -> None:
     instances = preflight(project)
     resource = ProjectResource(project_dir=str(project.root))
     client = resource.llm_client(entry)
+    try:
+        client.check_ready()
+    except LLMConfigError as e:
+        raise RegistryError(
+            f"model {model_name!r} (provider {entry.provider!r}) cannot run here: {e}"
+        ) from None
     judge = project.registry.judge
     judge_client = make_judge_client(judge, resource.call_cache()) if judge else None
     judged = {"requested": 0, "judged": 0, "overturned": 0, "failed": 0}
     batches: list[str] = []
     by_batch = 0  # answers the provider batch API produced (cache hits in client.stats)
-    frames, failed = [], 0
+    frames, failed, first_error = [], 0, None
     for name, df in instances.items():
         with tqdm(total=df.height, desc=f"{model_name} on {name}", unit="q") as bar:
             last = [0]
@@ -154,13 +162,21 @@ def evaluate(project_dir: str, model_name: str) -> None:
         by_batch += run_stats.get("batch", {}).get("written", 0)
         frames.append(res)
         failed += fails.height
+        if fails.height and first_error is None:
+            first_error = f"{fails['uid'][0]}: {fails['error'][0]}"
     out = pl.concat(frames, how="vertical_relaxed")
     target = project.results_target(model_name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
+    total = sum(df.height for df in instances.values())
+    if failed:
+        # A partial file would replace a complete one and look like a model that skipped
+        # questions; the answered calls are cached, so a re-run only repeats the failures.
+        raise click.ClickException(
+            f"{failed} of {total} calls failed (first: {first_error}); {target} was not "
+            "written (previous content kept). Fix the cause and re-run: answered calls are cached."
+        )
     cols = ["benchmark", "instance_id", "model", "response", "parsed_answer", "correct"]
-    out.select(cols).write_ndjson(tmp)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        out.select(cols).write_ndjson(tmp)
     stats = client.stats
     summary = {
         "model": model_name,

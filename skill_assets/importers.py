@@ -87,6 +87,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from skill_assets.atomic import atomic_path, write_text
 from skill_assets.registry import RegistryError
 from skill_assets.results import load_generic_results
 from skill_assets.schemas import INSTANCES, RESULTS, conform
@@ -1740,14 +1741,14 @@ def export_results(
         if out.suffix.lower() not in (".jsonl", ".csv", ".parquet"):
             out.mkdir(parents=True, exist_ok=True)
             out = out / f"{_safe(model)}.jsonl"
-        out.parent.mkdir(parents=True, exist_ok=True)
         df = results.drop("uid")
-        if out.suffix.lower() == ".csv":
-            df.write_csv(out)
-        elif out.suffix.lower() == ".parquet":
-            df.write_parquet(out)
-        else:
-            df.write_ndjson(out)
+        with atomic_path(out) as tmp:
+            if out.suffix.lower() == ".csv":
+                df.write_csv(tmp)
+            elif out.suffix.lower() == ".parquet":
+                df.write_parquet(tmp)
+            else:
+                df.write_ndjson(tmp)
         return out
     rows = _joined(results, instances)
     by_bench: dict[str, list[dict]] = {}
@@ -1786,7 +1787,7 @@ def _export_lm_eval(by_bench, instances, model, out: Path, stamp: datetime) -> P
     summary: dict[str, dict] = {}
     for bench, rows in by_bench.items():
         path = out if single else folder / f"samples_{bench}_{date_id}.jsonl"
-        with path.open("w", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
             for r in sorted(rows, key=lambda r: positions[bench][r["instance_id"]]):
                 prompt = _prompt(r["question"], r["options"])
                 target = str(r["answer"])
@@ -1828,7 +1829,7 @@ def _export_lm_eval(by_bench, instances, model, out: Path, stamp: datetime) -> P
             "model_name_sanitized": _safe(model),
             "date": stamp.timestamp(),
         }
-        (folder / f"results_{date_id}.json").write_text(json.dumps(results_json, indent=2))
+        write_text(folder / f"results_{date_id}.json", json.dumps(results_json, indent=2))
     return out if single else folder
 
 
@@ -1929,7 +1930,10 @@ def _inspect_log(
 
 
 def _write_eval_zip(path: Path, header: dict, samples: list[dict]) -> None:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
         start = {k: header[k] for k in ("version", "eval", "plan")}
         zf.writestr("_journal/start.json", json.dumps(start, indent=2))
         for s in samples:
@@ -1958,7 +1962,7 @@ def _export_inspect(by_bench, instances, model, out: Path, stamp: datetime) -> P
                 / f"{stamp.strftime('%Y-%m-%dT%H-%M-%S')}_{_safe(bench)}_{header['eval']['task_id']}.eval"
             )
         if path.suffix.lower() == ".json":
-            path.write_text(json.dumps({**header, "samples": samples}, indent=2))
+            write_text(path, json.dumps({**header, "samples": samples}, indent=2))
         else:
             _write_eval_zip(path, header, samples)
     return out
@@ -2070,10 +2074,11 @@ def _export_helm(by_bench, instances, model, out: Path) -> Path:
             ],
             "groups": [bench],
         }
-        (run / "run_spec.json").write_text(json.dumps(spec, indent=2))
-        (run / "scenario_state.json").write_text(
-            json.dumps({"adapter_spec": adapter_spec, "request_states": states}, indent=2)
+        write_text(run / "run_spec.json", json.dumps(spec, indent=2))
+        write_text(
+            run / "scenario_state.json",
+            json.dumps({"adapter_spec": adapter_spec, "request_states": states}, indent=2),
         )
-        (run / "per_instance_stats.json").write_text(json.dumps(stats, indent=2))
+        write_text(run / "per_instance_stats.json", json.dumps(stats, indent=2))
         last = run
     return last if len(by_bench) == 1 else out

@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from skill_assets import atomic
+
 REGISTRY_FILE = "skill-slices.yaml"
 STATE_DIR = ".skill-slices"
 
@@ -283,10 +285,7 @@ class Project:
         if self.live_epochs_path.exists():
             data = json.loads(self.live_epochs_path.read_text())
         data[model] = epoch
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.live_epochs_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        tmp.replace(self.live_epochs_path)
+        atomic.write_text(self.live_epochs_path, json.dumps(data, sort_keys=True))
 
     def resolve(self, rel: str, key: str) -> Path:
         """Resolve a registry path; it must exist and stay inside the project folder."""

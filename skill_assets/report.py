@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from skill_assets import plots
+from skill_assets import atomic, plots
 from skill_assets.insights import ranked_findings
 from skill_assets.registry import Project, RegistryError
 
@@ -383,8 +383,4 @@ def write_report(project: Project, out: Path | None = None) -> Path:
         raise RegistryError(f"{project.root}: nothing to report yet; run `skill-slices run` first")
     doc = build_report(project, inputs)
     out = Path(out) if out is not None else project.reports_dir / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic.write_text(out, doc)

@@ -371,10 +371,9 @@ def fit_policy(
 
 def save_policy(policy: dict, path: str | Path) -> Path:
     """Write the policy as JSON (UTF-8); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(policy, indent=1, allow_nan=False), encoding="utf-8")
-    return path
+    from skill_assets.atomic import write_text
+
+    return write_text(path, json.dumps(policy, indent=1, allow_nan=False))
 
 
 def load_policy(path: str | Path) -> dict:
