@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 import zipfile
@@ -135,6 +136,7 @@ QUESTION_FIELDS = (
     "text",
 )
 CHOICE_FIELDS = ("choices", "options", "endings")
+_log = logging.getLogger(__name__)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?$")
 
 
@@ -166,6 +168,9 @@ class ImportOptions(BaseModel):
     """lm-eval ``doc`` field holding the gold answer (default: the sample's ``target``)."""
     ignore_unknown: bool = False
     """Skip result rows whose id is not in the benchmark (default: error)."""
+    allow_partial: bool = False
+    """Inspect: import a log whose status is not ``success`` (an aborted or cancelled run);
+    its rows are imported with a warning that the run is partial (default: error)."""
 
 
 def parse_options(options: Mapping[str, Any] | ImportOptions | None, where: str = "options"):
@@ -353,6 +358,7 @@ class _Row:
     parsed_answer: str | None = None
     cost_usd: float | None = None
     latency_s: float | None = None
+    doc: dict | None = None  # lm-eval: the sample's document, to check positional ids
 
 
 @dataclass
@@ -373,6 +379,7 @@ def _results_frame(
     instances: pl.DataFrame,
     opts: ImportOptions,
     source: str,
+    kind: str = "lm-eval",
 ) -> pl.DataFrame:
     known = set(instances["instance_id"].to_list()) if "instance_id" in instances.columns else set()
     seen: dict[str, str] = {}
@@ -403,14 +410,14 @@ def _results_frame(
             }
         )
     if unknown and not opts.ignore_unknown:
+        hint = "options.task" if kind == "helm" else "options.id_field / options.task"
         r = unknown[0]
         sample = sorted(known)[:3]
         _fail(
             r.where,
             f"result for instance_id {r.instance_id!r}, which benchmark {benchmark!r} does not "
             f"have ({len(unknown)} of {len(rows)} rows of {source} are unknown; benchmark ids "
-            f"look like {sample}). Check options.id_field / options.task, or set "
-            "options.ignore_unknown: true",
+            f"look like {sample}). Check {hint}, or set options.ignore_unknown: true",
         )
     return conform(pl.DataFrame(out, schema=RESULTS), RESULTS)
 
@@ -481,6 +488,14 @@ def _looks_lm_eval_row(obj: Any) -> bool:
     return isinstance(obj, dict) and "doc_id" in obj and ("filtered_resps" in obj or "resps" in obj)
 
 
+def _looks_inspect_json(path: Path) -> bool:
+    """An Inspect ``.json`` log starts with its version, status and ``eval`` spec."""
+    if not path.is_file():
+        return False
+    head = _peek(path, 4096)
+    return head.lstrip().startswith(b"{") and b'"eval"' in head and b'"version"' in head
+
+
 def detect_format(path: Path) -> str:
     """Tell the format of a results path where that is unambiguous; else ``generic``."""
     path = Path(path)
@@ -493,11 +508,11 @@ def detect_format(path: Path) -> str:
             return "lm-eval"
         if any(path.rglob("per_instance_stats.json")):
             return "helm"
-        if any(path.rglob("*.eval")):
+        if any(path.rglob("*.eval")) or any(_looks_inspect_json(p) for p in path.rglob("*.json")):
             return "inspect"
         raise RegistryError(
             f"{path}: a folder, but it holds no samples_<task>_<date>.jsonl (lm-eval), "
-            "per_instance_stats.json (helm) or .eval (inspect) files; set 'format'"
+            "per_instance_stats.json (helm) or .eval / .json (inspect) logs; set 'format'"
         )
     name = path.name
     if name in ("per_instance_stats.json", "scenario_state.json"):
@@ -764,8 +779,79 @@ def _lm_eval_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
                 " (not a per-sample 0/1 score; choose another with options.metric)",
             )
             response, parsed = _lm_eval_response(row)
-            out.append(_Row(_lm_eval_id(where, row, opts), correct, where, response, parsed))
+            doc = row.get("doc") if isinstance(row.get("doc"), dict) else None
+            iid = _lm_eval_id(where, row, opts)
+            out.append(_Row(iid, correct, where, response, parsed, doc=doc))
         return out, str(src)
+
+
+def _norm_text(v: str) -> str:
+    return " ".join(v.split()).casefold()
+
+
+def _doc_texts(doc: dict) -> list[str]:
+    return [_norm_text(v) for v in doc.values() if isinstance(v, str) and v.strip()]
+
+
+def _same_question(q: str, texts: list[str]) -> bool:
+    """Does a benchmark question (normalised) appear among a doc's texts? Containment either
+    way covers a benchmark that stores the question with its options, or a doc that does."""
+    return any(q == t or (len(t) >= 12 and t in q) or (len(q) >= 12 and q in t) for t in texts)
+
+
+def _lm_eval_align(rows: list[_Row], instances: pl.DataFrame, benchmark: str) -> list[_Row]:
+    """Check positional ``doc_id``s against the benchmark's questions.
+
+    ``doc_id`` is the document's position after the task's ``process_docs``, so a task that
+    drops or reorders documents shifts every id. When a doc does not hold the benchmark's
+    question at its id, the rows are matched by content (each doc's text naming exactly one
+    benchmark question); if that is ambiguous, the first mismatching row is an error.
+    """
+    if "question" not in instances.columns or not any(r.doc for r in rows):
+        return rows
+    qmap = {
+        iid: _norm_text(q)
+        for iid, q in zip(instances["instance_id"], instances["question"], strict=True)
+        if isinstance(q, str)
+    }
+    bad = [
+        r
+        for r in rows
+        if r.doc is not None
+        and r.instance_id in qmap
+        and not _same_question(qmap[r.instance_id], _doc_texts(r.doc))
+    ]
+    if not bad:
+        return rows
+    by_text: dict[str, list[str]] = {}
+    for iid, q in qmap.items():
+        by_text.setdefault(q, []).append(iid)
+    remapped = []
+    for r in rows:
+        hits = {iid for t in _doc_texts(r.doc or {}) for iid in by_text.get(t, [])}
+        if len(hits) != 1:
+            break
+        remapped.append(_Row(**{**r.__dict__, "instance_id": hits.pop()}))
+    else:
+        _log.warning(
+            "%s: %d of %d doc_ids do not point at the benchmark's question; matched the rows "
+            "to benchmark %r by their doc text instead",
+            bad[0].where.split(": line")[0],
+            len(bad),
+            len(rows),
+            benchmark,
+        )
+        return remapped
+    r = bad[0]
+    doc_q = next((v for k, v in r.doc.items() if k in QUESTION_FIELDS and isinstance(v, str)), None)
+    doc_q = doc_q or next((v for v in r.doc.values() if isinstance(v, str)), "")
+    raise RegistryError(
+        f"{r.where}: doc_id {r.instance_id} is not benchmark {benchmark!r}'s instance "
+        f"{r.instance_id!r} (doc says {_short(doc_q)}, the benchmark {_short(qmap[r.instance_id])}; "
+        f"{len(bad)} of {len(rows)} rows differ). doc_id is the position after the task's "
+        "process_docs, so a filtered or reordered task shifts it; set options.id_field to a doc "
+        "field holding the benchmark's ids"
+    )
 
 
 def _doc_field(doc: dict, key: str | None, defaults: tuple[str, ...]) -> tuple[str | None, Any]:
@@ -846,7 +932,11 @@ def _lm_eval_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
             if gold is None or isinstance(gold, (dict, list)):
                 _fail(_k(where, "target"), f"expected the gold answer, got {_kind(gold)}")
             gold = str(gold)
-            if choices:
+            fr = row.get("filtered_resps")
+            multiple_choice = isinstance(fr, list) and fr and all(_is_loglik_pair(x) for x in fr)
+            if choices and multiple_choice:
+                # loglikelihood tasks score the options: the target is the index of the gold
+                # one. A generate_until task compares text, so its target is the answer as is.
                 gold = _answer_letter(gold, choices, index_first=True)
             used = {k for k in (qkey, ckey, akey, opts.id_field) if k}
             if akey is None and "answer" in doc:
@@ -877,11 +967,47 @@ class _InspectLog:
         c = ev.get("created") if isinstance(ev, dict) else None
         return c if isinstance(c, str) else ""
 
+    @property
+    def status(self) -> str:
+        """``success``, ``error``, ``cancelled``, ``started``; logs before the field: success."""
+        st = self.header.get("status", "success")
+        return st if isinstance(st, str) else repr(st)
+
+
+ZIP_ZSTD = 93  # the zip method id of Zstandard; Inspect >= 0.3.x compresses every member so
+MAX_MEMBER_BYTES = 1 << 31  # refuse to inflate a member beyond 2 GiB (a zip bomb, not a log)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes; zstd members (which ``zipfile`` before 3.14 cannot read) are
+    decompressed with ``zstandard`` from the member's raw data, then CRC-checked."""
+    info = zf.getinfo(name)
+    if info.compress_type != ZIP_ZSTD:
+        return zf.read(name)
+    import copy
+    import zlib
+
+    import zstandard
+
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ValueError(f"member claims {info.file_size} bytes uncompressed")
+    raw_info = copy.copy(info)
+    raw_info.compress_type = zipfile.ZIP_STORED  # read the compressed bytes as they are
+    raw_info.file_size = info.compress_size
+    raw_info.CRC = None  # the CRC is of the decompressed bytes: checked below
+    with zf.open(raw_info) as fh:
+        raw = fh.read()
+    with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+        data = reader.read(info.file_size + 1)
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile("zstd member does not match its size / CRC-32")
+    return data
+
 
 def _zip_json(zf: zipfile.ZipFile, name: str, path: Path) -> Any:
     where = f"{path}: member {name}"
     try:
-        data = zf.read(name)
+        data = _read_member(zf, name)
     except (
         zipfile.BadZipFile,
         KeyError,
@@ -924,6 +1050,8 @@ def _read_inspect(path: Path, header_only: bool = False) -> _InspectLog:
                     "header.json + samples/<id>_epoch_<n>.json)"
                 )
             samples = []
+            if "reductions.json" in names and not header_only:
+                header = {**header, "reductions": _zip_json(zf, "reductions.json", path)}
             if not header_only:
                 for name in sorted(names):
                     if name.startswith("samples/") and name.endswith(".json"):
@@ -989,7 +1117,18 @@ def _inspect_source(path: Path, benchmark: str, opts: ImportOptions) -> _Inspect
     ]
     if not matches:
         return None
-    return max(matches, key=lambda lg: (lg.created, str(lg.path)))
+    # An aborted run must not shadow an older complete one: the newest successful log wins.
+    done = [lg for lg in matches if lg.status == "success"]
+    if done and not opts.allow_partial:
+        return max(done, key=lambda lg: (lg.created, str(lg.path)))
+    newest = max(matches, key=lambda lg: (lg.created, str(lg.path)))
+    if newest.status != "success" and not opts.allow_partial:
+        raise RegistryError(
+            f"{newest.path}: Inspect run status is {newest.status!r}, not 'success' "
+            f"({len(newest.samples)} samples logged); re-run it, or set "
+            "options.allow_partial: true to import it as a partial run"
+        )
+    return newest
 
 
 def _attachment(v: Any, sample: dict) -> Any:
@@ -1126,6 +1265,68 @@ def _inspect_output(s: dict) -> str | None:
     return None
 
 
+def _inspect_reducer(log: _InspectLog, scorer: str) -> str:
+    """The epoch reducer Inspect applied to ``scorer``: the one its results name, else the
+    task's ``epochs_reducer``, else ``mean`` (Inspect's default)."""
+    results = log.header.get("results")
+    entries = results.get("scores") if isinstance(results, dict) else None
+    for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, dict) and scorer in (e.get("name"), e.get("scorer")):
+            if isinstance(e.get("reducer"), str) and e["reducer"]:
+                return e["reducer"]
+    ev = log.header.get("eval")
+    config = ev.get("config") if isinstance(ev, dict) else None
+    red = config.get("epochs_reducer") if isinstance(config, dict) else None
+    if isinstance(red, list) and red and isinstance(red[0], str):
+        return red[0]
+    if isinstance(red, str) and red:
+        return red
+    return "mean"
+
+
+def _reduce(reducer: str, values: list[float], where: str) -> float:
+    """Inspect's built-in epoch reducers over value_to_float'ed scores."""
+    import statistics
+
+    if reducer == "mean":
+        return sum(values) / len(values)
+    if reducer == "median":
+        return float(statistics.median(values))
+    if reducer == "mode":
+        return float(statistics.multimode(values)[0])
+    if reducer == "max":
+        return max(values)
+    m = re.fullmatch(r"at_least_(\d+)", reducer)
+    if m:
+        return 1.0 if sum(v >= 1.0 for v in values) >= int(m.group(1)) else 0.0
+    _fail(
+        where,
+        f"epoch reducer {reducer!r} is not one this importer can apply and the log has no "
+        "reduced scores (reductions); re-run with a built-in reducer (mean, median, mode, max, "
+        "at_least_k) or log the reductions",
+    )
+
+
+def _inspect_reductions(log: _InspectLog, scorer: str, reducer: str) -> dict[str, Any] | None:
+    """sample id → reduced Score value, from the log's own ``reductions`` (None if absent)."""
+    reds = log.header.get("reductions")
+    if not isinstance(reds, list):
+        return None
+    pick = [
+        r
+        for r in reds
+        if isinstance(r, dict) and r.get("scorer") == scorer and isinstance(r.get("samples"), list)
+    ]
+    pick = [r for r in pick if r.get("reducer") in (reducer, None)] or pick
+    if not pick:
+        return None
+    out = {}
+    for s in pick[0]["samples"]:
+        if isinstance(s, dict) and "sample_id" in s and "value" in s:
+            out[str(s["sample_id"])] = s["value"]
+    return out
+
+
 def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list[_Row], str] | None:
     log = _inspect_source(path, benchmark, opts)
     if log is None:
@@ -1135,9 +1336,19 @@ def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
             raise RegistryError(
                 f"{log.path}: the log holds no samples (was it run with --no-log-samples?)"
             )
+        if log.status != "success":
+            _log.warning(
+                "%s: importing a partial Inspect run (status %r, %d samples; options.allow_partial)",
+                log.path,
+                log.status,
+                len(log.samples),
+            )
         scorer = _inspect_scorer(log, opts)
+        reducer = _inspect_reducer(log, scorer)
+        reduced = _inspect_reductions(log, scorer, reducer)
         groups: dict[str, list[tuple[int, str, dict, float]]] = {}
         order: list[str] = []
+        sample_ids: dict[str, str] = {}
         for where, s in log.samples:
             scores = _sample_scores(s, where)
             if not scores or scorer not in scores:
@@ -1158,6 +1369,7 @@ def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
                 groups[iid] = []
                 order.append(iid)
             groups[iid].append((_epoch(s, where), where, s, value))
+            sample_ids[iid] = str(s.get("id"))
         rows = []
         for iid in order:
             eps = sorted(groups[iid], key=lambda t: t[0])
@@ -1170,7 +1382,15 @@ def _inspect_rows(path: Path, benchmark: str, opts: ImportOptions) -> tuple[list
                     )
                 seen_epochs[ep] = where
             _, where, first, _ = eps[0]
-            correct = sum(t[3] for t in eps) / len(eps)
+            if reduced is not None and sample_ids[iid] in reduced:
+                # the tool's own reduced score, so the imported accuracy is the tool's
+                correct = _inspect_value(
+                    reduced[sample_ids[iid]], f"{log.path}: reductions[{sample_ids[iid]}]", opts
+                )
+                if correct is None:
+                    continue
+            else:
+                correct = _reduce(reducer, [t[3] for t in eps], where)
             sc = _sample_scores(first, where)[scorer]
             answer = sc.get("answer") if isinstance(sc, dict) else None
             usage = first.get("model_usage")
@@ -1608,7 +1828,14 @@ def load_results(
         if got is None:
             return conform(pl.DataFrame(schema=RESULTS), RESULTS)
         rows, source = got
-        return _results_frame(rows, model, benchmark, instances, opts, source)
+        if kind == "lm-eval" and opts.id_field is None:
+            rows = _lm_eval_align(rows, instances, benchmark)
+        if kind == "helm" and opts.id_field is not None:
+            raise RegistryError(
+                f"{source}: options.id_field does not apply to HELM runs (their instance ids "
+                "are HELM's own, e.g. 'id12'); name the benchmark's instances after them"
+            )
+        return _results_frame(rows, model, benchmark, instances, opts, source, kind)
 
 
 def load_instances_from_results(

@@ -51,7 +51,7 @@ def _h(s: str) -> str:
     return hashlib.sha256(s.encode()).hexdigest()
 
 
-def _instances(benchmark: str, ids, options=None, answers=None) -> pl.DataFrame:
+def _instances(benchmark: str, ids, options=None, answers=None, questions=None) -> pl.DataFrame:
     rows = []
     for k, i in enumerate(ids):
         rows.append(
@@ -59,7 +59,7 @@ def _instances(benchmark: str, ids, options=None, answers=None) -> pl.DataFrame:
                 "uid": f"{benchmark}/{i}",
                 "benchmark": benchmark,
                 "instance_id": str(i),
-                "question": f"q{i}",
+                "question": questions[k] if questions else f"q{i}",
                 "options": options,
                 "answer": (answers or ["A"] * len(ids))[k],
                 "image": None,
@@ -138,6 +138,25 @@ def _arc_row(doc_id: int, doc: dict, lls: list[float], acc: float, acc_norm: flo
     }
 
 
+def _gsm_questions() -> list[str]:
+    return [r["doc"]["question"] for r in _gsm_rows()[:2]]
+
+
+def test_lm_eval_positional_ids_checked_against_questions(tmp_path):
+    rows = _gsm_rows()
+    qs = _gsm_questions()
+    # a task whose process_docs dropped a document: doc_ids renumbered, docs in other order
+    swapped = [dict(r, doc_id=1 - r["doc_id"]) for r in rows]
+    f = _write_jsonl(tmp_path / "samples_gsm8k_2024-06-01T10-00-00.jsonl", swapped)
+    df = load_results(f, "m", "gsm8k", _instances("gsm8k", [0, 1], questions=qs), None)
+    # matched by the doc text: strict-match gives doc 0 (Natalia) 1.0 and doc 1 (Weng) 0.0
+    assert _by_id(df, "correct") == {"0": 1.0, "1": 0.0}
+    # a benchmark that holds other questions: the first bad row is named
+    other = _instances("gsm8k", [0, 1], questions=["How far is the moon?", qs[0]])
+    with pytest.raises(RegistryError, match=r"line 2: doc_id 0 is not benchmark 'gsm8k'"):
+        load_results(f, "m", "gsm8k", other, None)
+
+
 def _gsm_rows() -> list[dict]:
     """GSM8K: every document once per filter (strict-match first, then flexible-extract)."""
     docs = [
@@ -213,7 +232,8 @@ def lm_eval_dir(tmp_path):
 
 
 def test_lm_eval_multiple_choice_defaults(lm_eval_dir):
-    inst = _instances("arc_easy", [0, 1, 2], options=["a", "b", "c", "d"])
+    arc_q = [d["question"] for d in ARC_DOCS]
+    inst = _instances("arc_easy", [0, 1, 2], options=["a", "b", "c", "d"], questions=arc_q)
     df = load_results(lm_eval_dir, "pythia", "arc_easy", inst, "lm-eval")
     assert df.columns == list(RESULTS)
     assert _by_id(df, "correct") == {"0": 1.0, "1": 0.0, "2": 0.0}  # acc by default
@@ -225,7 +245,7 @@ def test_lm_eval_multiple_choice_defaults(lm_eval_dir):
 
 
 def test_lm_eval_filter_dedup_and_newest_file(lm_eval_dir):
-    inst = _instances("gsm8k", [0, 1])
+    inst = _instances("gsm8k", [0, 1], questions=_gsm_questions())
     # newest file wins (the older one has exact_match 0 everywhere); default filter is the
     # first in the file (strict-match); "[invalid]" is the harness's "nothing extracted"
     df = load_results(lm_eval_dir, "m", "gsm8k", inst, None)
@@ -242,7 +262,9 @@ def test_lm_eval_none_filter_preferred_and_first_row_wins(tmp_path):
     rows = [dict(r, filter="none") if r["filter"] == "flexible-extract" else r for r in rows]
     rows.append(dict(rows[-1], exact_match=0.0))  # a repeated (doc_id, filter) row
     f = _write_jsonl(tmp_path / "samples_gsm8k_2024-06-01T10-00-00.jsonl", rows)
-    df = load_results(f, "m", "gsm8k", _instances("gsm8k", [0, 1]), None)
+    df = load_results(
+        f, "m", "gsm8k", _instances("gsm8k", [0, 1], questions=_gsm_questions()), None
+    )
     assert _by_id(df, "correct") == {"0": 1.0, "1": 1.0}
 
 
@@ -365,7 +387,7 @@ def test_lm_eval_malformed(tmp_path, mutate, needle):
 
 
 def test_lm_eval_option_errors(lm_eval_dir):
-    inst = _instances("gsm8k", [0, 1])
+    inst = _instances("gsm8k", [0, 1], questions=_gsm_questions())
     with pytest.raises(RegistryError, match=r"no samples with filter 'maj@8'.*strict-match"):
         load_results(lm_eval_dir, "m", "gsm8k", inst, "lm-eval", {"filter": "maj@8"})
     with pytest.raises(RegistryError, match=r"line 1: no metric 'f1' \(options.metric\)"):
@@ -373,9 +395,20 @@ def test_lm_eval_option_errors(lm_eval_dir):
     with pytest.raises(RegistryError, match=r"doc has no field 'uuid' \(options.id_field\)"):
         load_results(lm_eval_dir, "m", "gsm8k", inst, "lm-eval", {"id_field": "uuid"})
     with pytest.raises(RegistryError, match=r"instance_id '1', which benchmark 'gsm8k' does not"):
-        load_results(lm_eval_dir, "m", "gsm8k", _instances("gsm8k", [0]), "lm-eval")
+        load_results(
+            lm_eval_dir,
+            "m",
+            "gsm8k",
+            _instances("gsm8k", [0], questions=_gsm_questions()),
+            "lm-eval",
+        )
     part = load_results(
-        lm_eval_dir, "m", "gsm8k", _instances("gsm8k", [0]), "lm-eval", {"ignore_unknown": True}
+        lm_eval_dir,
+        "m",
+        "gsm8k",
+        _instances("gsm8k", [0], questions=_gsm_questions()),
+        "lm-eval",
+        {"ignore_unknown": True},
     )
     assert part["instance_id"].to_list() == ["0"]
     with pytest.raises(RegistryError, match=r"key 'metrc': unknown key"):
