@@ -352,8 +352,12 @@ def cache_export(path: str, project_dir: str) -> None:
     from resources.call_cache import CallCache
 
     project.state_dir.mkdir(parents=True, exist_ok=True)
-    n = CallCache(project.call_cache_path).export_jsonl(path)
-    click.echo(json.dumps({"exported": n, "path": str(Path(path).resolve())}))
+    target = Path(path).resolve()
+    existed = target.exists()
+    n = CallCache(project.call_cache_path).export_jsonl(target)  # atomic: all or nothing
+    click.echo(json.dumps({"exported": n, "path": str(target), "replaced": existed}))
+    if existed:
+        click.echo(f"replaced the previous {target}", err=True)
 
 
 @cache.command("import")
@@ -373,6 +377,27 @@ def cache_import(path: str, project_dir: str) -> None:
     click.echo(json.dumps({"imported": n}))
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail in one line before `dagster dev` starts its daemon when the port is taken
+    (the webserver alone would die with Errno 98 and leave the daemon running)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise RegistryError(f"--host {host!r}: cannot resolve ({e.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the webserver does
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise RegistryError(
+                f"port {port} on {host} is not available ({e.strerror}); "
+                "stop what uses it or pass another --port"
+            ) from None
+
+
 @main.command()
 @project_option
 @click.option("--port", type=int, default=3000, show_default=True)
@@ -385,6 +410,7 @@ def ui(project_dir: str, port: int, host: str) -> None:
     from skill_assets.runner import prepare_dagster_home
 
     project = load_project(project_dir)
+    _check_port_free(host, port)
     prepare_dagster_home(project)
     os.environ["SKILL_SLICES_PROJECT"] = str(project.root)
     defs_file = Path(__file__).resolve().parent.parent / "definitions.py"

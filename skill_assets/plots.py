@@ -29,6 +29,11 @@ import polars as pl  # noqa: E402
 DPI = 100
 
 
+# Effects smaller than this (0.05 points) print as "+0.0 pts": float noise such as
+# -2.78e-17 or a tie, not a strength or a weakness worth a line.
+MIN_SHOWN_EFFECT = 5e-4
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -105,7 +110,9 @@ def strengths_plot(
     if insights.height == 0 or slice_acc.height == 0:
         return None
     own = insights.filter(
-        (pl.col("model") == model) & pl.col("kind").is_in(["strength", "weakness"])
+        (pl.col("model") == model)
+        & pl.col("kind").is_in(["strength", "weakness"])
+        & (pl.col("effect").abs() >= MIN_SHOWN_EFFECT)
     )
     if own.height == 0:
         return None
@@ -118,7 +125,7 @@ def strengths_plot(
     )
     sids = picks["skill_id"].to_list()
     labels = [
-        f"{'* ' if sig else ''}{_short(n, 42)} [L{lv}] ({100 * e:+.0f} pts)"
+        f"{'* ' if sig else ''}{_short(n, 42)} [L{lv}] ({100 * e:+.1f} pts)"
         for n, lv, e, sig in picks.select("name", "level", "effect", "significant").iter_rows()
     ]
     models = sorted(slice_acc["model"].unique().to_list())
@@ -241,9 +248,11 @@ def routing_bars(evaluation: pl.DataFrame, scheme: str = "loo") -> bytes | None:
         for r in routers
     ]
     ax.barh(routers, acc, xerr=err, color=colors, capsize=3)
-    for y, a in enumerate(acc):
-        ax.text(min(a + 0.01, 0.93), y, f"{a:.3f}", va="center", fontsize=8)
-    ax.set_xlim(0, 1)
+    # each value just right of its bar's upper error bar, never on top of it
+    ends = acc + (err[1] if err is not None else 0.0)
+    for y, (a, end) in enumerate(zip(acc, ends, strict=True)):
+        ax.text(end + 0.012, y, f"{a:.3f}", va="center", fontsize=8)
+    ax.set_xlim(0, max(1.0, float(ends.max()) + 0.1))
     ax.set_xlabel(f"held-out accuracy ({scheme})")
     ax.set_title("Routing: skill policy (orange) vs baselines")
     ax.grid(axis="x", alpha=0.3)

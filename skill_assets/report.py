@@ -68,11 +68,26 @@ def _img(png: bytes | None, alt: str) -> str:
     )
 
 
-def _fmt(v) -> str:
+COUNT_COLS = {"n", "n_correct", "improved", "regressed"}
+
+
+def _shown(findings: pl.DataFrame) -> pl.DataFrame:
+    """Findings worth a line: effects of (about) zero are float noise or ties."""
+    return findings.filter(pl.col("effect").abs() >= plots.MIN_SHOWN_EFFECT)
+
+
+def _numbered(df: pl.DataFrame) -> pl.DataFrame:
+    """Rank = position in the table shown (the asset's rank runs per model)."""
+    return df.drop("rank", strict=False).with_row_index("rank", offset=1)
+
+
+def _fmt(v, col: str = "") -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if col in COUNT_COLS and isinstance(v, float) and v == v and v.is_integer():
+        return str(int(v))  # a count that an aggregation made a float: "99", not "99.000"
     if isinstance(v, float):
         if v != v:  # NaN
             return ""
@@ -89,7 +104,7 @@ def _table(df: pl.DataFrame, cols: list[str], limit: int = 50, cls: str = "") ->
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = []
     for r in df.head(limit).select(cols).iter_rows():
-        cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r)
+        cells = "".join(f"<td>{html.escape(_fmt(v, c))}</td>" for v, c in zip(r, cols, strict=True))
         rows.append(f"<tr>{cells}</tr>")
     more = (
         f"<p class='note'>{df.height - limit} more rows in the asset.</p>"
@@ -246,15 +261,9 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
             f"<p>{sig.height} of {ins.height} tested findings are significant.</p>"
             if sig.height
             else f"<p>None of the {ins.height} tested findings reaches significance "
-            "(q &lt; level); the largest effects are shown.</p>"
+            f"(q &lt; {q_level}); the largest effects are shown.</p>"
         )
-        body.append(
-            _table(
-                ranked_findings(shown),
-                FINDING_COLS,
-                cls="findings",
-            )
-        )
+        body.append(_table(_numbered(_shown(ranked_findings(shown))), FINDING_COLS, cls="findings"))
     else:
         body.append(
             "<p class='empty'>No findings: need two models and slices above the minimum size.</p>"
@@ -264,9 +273,13 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
     # --- per model -------------------------------------------------------------------
     body = []
     for m in sorted(acc["model"].unique().to_list()) if acc.height else []:
-        mine = ins.filter(
-            (pl.col("model") == m) & pl.col("kind").is_in(["strength", "weakness"])
-        ).sort("rank")
+        mine = _numbered(
+            _shown(
+                ins.filter(
+                    (pl.col("model") == m) & pl.col("kind").is_in(["strength", "weakness"])
+                ).sort("rank")
+            )
+        )
         body.append(f"<h3 id='model-{_anchor(m)}'>{html.escape(m)}</h3>")
         body.append(_img(plots.strengths_plot(ins, acc, m), f"{m}: strengths and weaknesses"))
         body.append(_table(mine, FINDING_COLS, limit=12))

@@ -193,6 +193,7 @@ def _run_locked(project: Project, progress: bool, log) -> dict:
         assets = list(defs.assets) + list(defs.asset_checks or [])
         resources = defs.resources
         materialized: list[str] = []
+        skipped: dict[str, str] = {}  # asset → why (validation without a verifier, ...)
         checks_failed: dict[str, dict] = {}
         calls = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
         cost = 0.0
@@ -223,9 +224,12 @@ def _run_locked(project: Project, progress: bool, log) -> dict:
             for ev in result.get_asset_materialization_events():
                 mat = ev.step_materialization_data.materialization
                 key = mat.asset_key.to_user_string()
-                if key not in materialized:
-                    materialized.append(key)
                 md = mat.metadata
+                status = str(getattr(md.get("status"), "value", "") or "")
+                if status.startswith("skipped"):
+                    skipped[key] = status.removeprefix("skipped").lstrip(": ")
+                elif key not in materialized:
+                    materialized.append(key)
                 calls["made"] += int(getattr(md.get("llm_calls_made"), "value", 0) or 0)
                 calls["cached"] += int(getattr(md.get("llm_calls_cached"), "value", 0) or 0)
                 calls["failed"] += int(getattr(md.get("llm_calls_failed"), "value", 0) or 0)
@@ -252,6 +256,7 @@ def _run_locked(project: Project, progress: bool, log) -> dict:
         routing = routing_summary(project)
         return {
             "materialized": materialized,
+            **({"skipped": skipped} if skipped else {}),
             "llm_calls": calls,
             "routing": routing,
             "checks_failed": checks_failed,

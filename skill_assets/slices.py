@@ -50,6 +50,7 @@ METHODS = ("ours", "reference")
 RESOLUTION = 0.8  # CPM resolution as a fraction of the threshold
 EXACT_MAX_N = 5000  # up to this many names the similarity graph is exact
 PROBES = 3  # k-means cells searched per name beyond EXACT_MAX_N
+FULL_ITERS = 2  # k-means iterations over all names after the sampled start (see below)
 MAX_ROUNDS = 10
 IGRAPH_FILE_MIN_EDGES = 50_000  # see _igraph_graph
 
@@ -125,8 +126,11 @@ def _group_sums(
     return np.asarray(member @ x, dtype=np.float32)
 
 
-def _spherical_kmeans(v: np.ndarray, n_cells: int, rng: np.random.Generator, iters: int = 5):
-    """Unit-norm centroids of a spherical k-means on a sample of `v`."""
+def _spherical_kmeans(
+    v: np.ndarray, n_cells: int, rng: np.random.Generator, iters: int = 5, full_iters: int = 0
+):
+    """Unit-norm centroids of a spherical k-means on a sample of `v`, then `full_iters`
+    iterations over all of `v`."""
     n = v.shape[0]
     sample = v[np.sort(rng.choice(n, size=min(n, 10 * n_cells), replace=False))]
     cent = sample[np.sort(rng.choice(sample.shape[0], size=n_cells, replace=False))].copy()
@@ -135,6 +139,18 @@ def _spherical_kmeans(v: np.ndarray, n_cells: int, rng: np.random.Generator, ite
         sums = _group_sums(sample, assign, n_cells)
         empty = ~np.any(sums, axis=1)
         sums[empty] = cent[empty]  # an empty cell keeps its centroid
+        cent = _unit(sums)
+    # A sample of 10 names per cell misses most small skills; their names then pick a
+    # cell by noise and one skill scatters over cells that never meet (on 2,000 planted
+    # groups of 10: 93% of the within-group pairs found, ARI 0.947). Iterations over all
+    # names give every skill its weight in the centroids, so its names share a cell.
+    for _ in range(full_iters):
+        assign = np.concatenate(
+            [np.argmax(v[s : s + 8192] @ cent.T, axis=1) for s in range(0, n, 8192)]
+        )
+        sums = _group_sums(v, assign, n_cells)
+        empty = ~np.any(sums, axis=1)
+        sums[empty] = cent[empty]
         cent = _unit(sums)
     return cent
 
@@ -171,7 +187,7 @@ def _pairs_cells(v: np.ndarray, threshold: float, seed: int, block: int = 4096):
     n = v.shape[0]
     rng = np.random.default_rng(seed)
     n_cells = min(n, int(max(16, round(np.sqrt(PROBES * n)))))
-    cent = _spherical_kmeans(v, n_cells, rng)
+    cent = _spherical_kmeans(v, n_cells, rng, full_iters=FULL_ITERS)
     workers = _workers()
     starts = list(range(0, n, block))
     probe = np.concatenate(
