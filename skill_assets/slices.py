@@ -345,6 +345,38 @@ def _leiden(n: int, i: np.ndarray, j: np.ndarray, w: np.ndarray, resolution: flo
     return np.asarray(part.membership, dtype=np.int64)
 
 
+def _communities(
+    n: int, i: np.ndarray, j: np.ndarray, w: np.ndarray, resolution: float, seed: int
+) -> np.ndarray:
+    """CPM communities: Leiden on the connected components that need it.
+
+    A component that is a clique with every edge weight ≥ `resolution` is one community
+    (merging two parts of it always adds weight − resolution·pairs ≥ 0), so CPM's optimum
+    is the component itself: no Leiden needed. Well-separated skills are such cliques,
+    and skipping Leiden (and building the igraph graph) for them is most of a round's
+    time; only components that chain go to Leiden, as one subgraph.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    adj = csr_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+    n_comp, comp = connected_components(adj, directed=False)
+    size = np.bincount(comp, minlength=n_comp)
+    edges = np.bincount(comp[i], minlength=n_comp)
+    low = np.bincount(comp[i], weights=(w < resolution).astype(np.float64), minlength=n_comp)
+    clique = (edges == size * (size - 1) // 2) & (low == 0)
+    labels = comp.astype(np.int64)
+    hard = ~clique[comp]  # names in components that may split
+    if not hard.any():
+        return labels
+    nodes = np.flatnonzero(hard)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[nodes] = np.arange(len(nodes))
+    keep = hard[i]  # an edge's two ends share a component
+    sub = _leiden(len(nodes), pos[i[keep]], pos[j[keep]], w[keep], resolution, seed)
+    labels[nodes] = n_comp + sub  # fresh ids past the component ids
+    return labels
+
+
 def _reference_round(v: np.ndarray, threshold: float, block: int = 1024) -> np.ndarray:
     """Greedy threshold communities over all pairs (quadratic time; the paper's method).
 
@@ -474,7 +506,7 @@ def cluster_skill_names(
             if len(i) == 0:
                 break
             i, j, ew = _cap_degree(i, j, ew, k)
-            sub = _leiden(len(reps), i, j, ew, RESOLUTION * t_round, seed)
+            sub = _communities(len(reps), i, j, ew, RESOLUTION * t_round, seed)
         sub = _renumber(sub)
         if sub.max() + 1 == len(reps):
             break  # nothing merged
