@@ -52,14 +52,25 @@ Choices made (all overridable through ``options``, see :class:`ImportOptions`):
   be a per-instance score and are rejected with a message naming the alternatives.
 - **lm-eval ids.** ``instance_id`` is ``str(doc_id)`` unless ``options.id_field`` names
   a field of ``doc`` (doc_id is the row's position in the task's split, so a doc field
-  such as ``id`` is the stable choice when one exists).
+  such as ``id`` is the stable choice when one exists). Positional ids are checked: each
+  doc must hold the benchmark's question at its id; if not (a ``process_docs`` that drops
+  or reorders documents renumbers doc_id), rows are matched by their doc's text when
+  that is unambiguous, else the first mismatching row is an error.
+- **lm-eval gold.** Multiple-choice (loglikelihood) targets are option indices and become
+  letters; a ``generate_until`` target is kept as written even when the doc lists options.
 - **inspect scores.** ``options.scorer``, else the first scorer listed in the log's
   ``results.scores``, else the first key of the samples' ``scores``. Values map as
   Inspect's own ``value_to_float`` does: ``C`` → 1, ``P`` → 0.5, ``I``/``N`` → 0,
   yes/true → 1, no/false → 0, numbers as numbers; a dict value needs
   ``options.value_key``. NaN (Inspect's "unscored") and samples that errored without
-  a score are skipped. Epochs are reduced by the mean; the response and the scorer's
-  extracted ``answer`` come from the first epoch.
+  a score are skipped. Epochs are reduced as Inspect reduced them: the log's own
+  reduced per-sample scores (``reductions``), else its recorded reducer (``mean``,
+  ``median``, ``mode``, ``max``, ``at_least_k``), so the imported accuracy is the
+  tool's; the response and the scorer's extracted ``answer`` come from the first epoch.
+  ``.eval`` members compressed with zstd (what Inspect writes) are read with
+  ``zstandard``. A log whose ``status`` is not ``success`` (an aborted or cancelled
+  run) is refused unless ``options.allow_partial``; in a folder, the newest complete
+  log per task wins.
 - **helm metric.** ``options.metric``, else the first of ``exact_match``,
   ``quasi_exact_match``, ``prefix_exact_match``, ``quasi_prefix_exact_match``,
   ``final_number_exact_match``, ``math_equiv_chain_of_thought``, ``math_equiv`` present;
