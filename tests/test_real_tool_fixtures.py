@@ -148,3 +148,32 @@ def test_lm_eval_positional_mismatch_names_the_first_bad_row(tmp_path):
     bench = bench.with_columns(pl.lit("What is the capital of France?").alias("question"))
     with pytest.raises(RegistryError, match=r"samples_arith_filtered_.*line 1: doc_id 0 is not"):
         load_results(LM_EVAL, "dummy", "arith_mc", bench, options={"task": "arith_filtered"})
+
+
+# --------------------------------------------------------------------------- HELM
+
+HELM = FIX / "helm"
+
+
+def test_helm_run_matches_the_tools_scores():
+    assert detect_format(HELM) == "helm"
+    inst = load_instances_from_results(HELM, "arith")
+    df = load_results(HELM, "simple/model1", "arith", inst)
+    [run] = HELM.glob("*/per_instance_stats.json")
+    own = {}
+    for e in json.loads(run.read_text()):
+        for st in e["stats"]:
+            name = st["name"]
+            if name["name"] == "exact_match" and "perturbation" not in name:
+                own[e["instance_id"]] = st["mean"]
+    assert _scores(df) == own
+    stats = json.loads((run.parent / "stats.json").read_text())
+    [overall] = [s["mean"] for s in stats if s["name"] == {"name": "exact_match", "split": "test"}]
+    assert df["correct"].mean() == pytest.approx(overall)
+    assert 0 < overall < 1
+
+
+def test_helm_id_field_is_refused_not_ignored():
+    inst = load_instances_from_results(HELM, "arith")
+    with pytest.raises(RegistryError, match=r"options.id_field does not apply to HELM"):
+        load_results(HELM, "simple/model1", "arith", inst, options={"id_field": "id"})
