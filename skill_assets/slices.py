@@ -12,7 +12,10 @@ does:
   missing edges counting 0, must stay above that). Leiden does not chain the way
   connected components do. The graph is exact (blocked matrix products) up to
   EXACT_MAX_N names; beyond, each name is compared exactly with the names of its
-  PROBES nearest k-means cells only, so the cost grows ~n^1.5, not n^2. Later
+  PROBES nearest k-means cells only (cells trained on a sample, then FULL_ITERS
+  iterations over all names), so the cost grows ~n^1.5, not n^2. Connected
+  components that are cliques above the resolution skip Leiden (it could only keep
+  them whole). Later
   rounds re-cluster the cluster names at the near-duplicate threshold, which
   only merges names that are near-duplicates (re-clustering at `threshold`
   chains; see docs/performance.md).
