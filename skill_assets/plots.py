@@ -174,8 +174,12 @@ def strengths_plot(
     return _png(fig)
 
 
-def evolution_bars(evolution: pl.DataFrame, k: int = 8) -> bytes | None:
-    """Per (old, new) pair: the k skills that improved and regressed most vs the average."""
+def evolution_bars(
+    evolution: pl.DataFrame, k: int = 8, q_level: float | None = None
+) -> bytes | None:
+    """Per (old, new) pair: the k skills that improved and regressed most vs the average.
+
+    `q_level` is the registry's significance level, printed in the legend."""
     if evolution.height == 0:
         return None
     groups = list(evolution.group_by(["old_model", "new_model"], maintain_order=True))
@@ -217,7 +221,8 @@ def evolution_bars(evolution: pl.DataFrame, k: int = 8) -> bytes | None:
         ax.set_xlabel("change against the average change (points)")
         ax.set_title(
             f"{_short(old, 30)} → {_short(new, 30)} (average change {100 * avg:+.1f} pts)\n"
-            "q: McNemar, change ≠ 0; * and solid bar: change ≠ average (Fisher, BH q < level)",
+            "q: McNemar, change ≠ 0; * and solid bar: change ≠ average "
+            f"(Fisher, BH q < {q_level if q_level is not None else 'the level'})",
             fontsize=9,
         )
         ax.grid(axis="x", alpha=0.3)

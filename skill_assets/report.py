@@ -314,7 +314,8 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
             )
             body.append(
                 _img(
-                    plots.evolution_bars(evo), "model evolution: most improved and regressed skills"
+                    plots.evolution_bars(evo, q_level=q_level),
+                    "model evolution: most improved and regressed skills",
                 )
             )
             for (old, new), grp in evo.group_by(["old_model", "new_model"], maintain_order=True):
