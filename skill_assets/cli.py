@@ -344,23 +344,56 @@ def report(project_dir: str) -> None:
 
 
 @main.command()
-@click.argument("question")
+@click.argument("question", required=False)
 @project_option
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL of questions (question; optional id, options, metadata keys such as category).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="With --file: write JSONL rows here.")
+@click.option(
+    "--meta", multiple=True, help="Metadata of QUESTION as key=value (e.g. category=law)."
+)
 @click.option("--json", "as_json", is_flag=True)
-def route(question: str, project_dir: str, as_json: bool) -> None:
-    """Annotate QUESTION and print the model the routing policy chooses, and why."""
+def route(question, project_dir, file_, out, meta, as_json) -> None:
+    """Annotate QUESTION (or every question of --file) and print the model the routing
+    policy chooses, and why."""
     from skill_assets.registry import load_project
-    from skill_assets.route_cli import route_question
+    from skill_assets.route_cli import compact, read_questions, route_question, route_questions
 
+    if (question is None) == (file_ is None):
+        _fail("give either QUESTION or --file PATH")
     project = load_project(project_dir)
-    decision = route_question(project, question)
+    if file_:
+        decisions = route_questions(project, read_questions(file_))
+        if out:
+            from skill_assets.route_cli import write_routes
+
+            path = write_routes(decisions, out)
+            click.echo(json.dumps({"routed": len(decisions), "out": str(path.resolve())}))
+        else:
+            for d in decisions:
+                click.echo(json.dumps(compact(d), ensure_ascii=False))
+        return
+    metadata = {}
+    for kv in meta:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            _fail(f"--meta {kv!r}: expected key=value")
+        metadata[key] = value
+    decision = route_question(project, question, metadata=metadata)
     if as_json:
         click.echo(json.dumps(decision, default=str))
         return
     click.echo(f"chosen model: {decision['model']}")
     for s in decision.get("skills", []):
-        accs = ", ".join(f"{m}={a:.2f}" for m, a in s.get("accuracy", {}).items())
+        accs = ", ".join(f"{m}={a:.2f}" for m, a in s.get("accuracy", {}).items() if a is not None)
         click.echo(f"  skill: {s['name']} (level {s['level']}, n={s['n']}): {accs}")
+    if decision.get("base"):
+        base = ", ".join(f"{m}={v:.3f}" for m, v in decision["base"].items())
+        click.echo(f"base (overall / metadata): {base}")
     scores = ", ".join(f"{m}={v:.3f}" for m, v in decision.get("scores", {}).items())
     click.echo(f"scores: {scores}")
 
