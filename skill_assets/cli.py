@@ -100,17 +100,23 @@ def _print_headline(project, read_asset) -> None:
         click.echo("== routing: held-out accuracy (leave-one-out; 95% bootstrap CI) ==")
         click.echo(_format_routing(ev.filter(pl.col("scheme") == "loo")))
         click.echo("")
-    root = project.root
-    report = root / ".skill-slices" / "reports" / "report.html"
+    root = _here(project.root)
     try:
         from skill_assets.report import write_report
 
-        report = write_report(project)
-        click.echo(f"report: {report}")
+        click.echo(f"report: {_here(write_report(project))}")
     except Exception as e:  # the run itself succeeded; the report is a convenience
         click.echo(f"report: not written ({type(e).__name__}); try `skill-slices report`")
     click.echo(f"findings: skill-slices insights --project {root}   (all, with p and q)")
     click.echo(f"UI:       skill-slices ui --project {root}   (Dagster, http://127.0.0.1:3000)")
+
+
+def _here(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it (shorter to read)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)
 
 
 def _format_top_findings(ins, q_level: float, per_kind: int = 2) -> str:
