@@ -1,4 +1,5 @@
-# make demo : run the whole graph on the offline demo project (no LLM call, nothing compiles)
+# make demo : the showcase: real results of GPT-4o, Gemini 1.5 Pro, Llama 3.1 70B (offline, no LLM call)
+# make live-example : the local-model example (examples/live; results made by `evaluate`)
 # make test : lint, format check and the test suite (with the local-model extra)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +9,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install install-dev install-local test-local-deps lint clean-demo browser-deps
+.PHONY: demo live-example test install install-dev install-local test-local-deps lint clean-demo browser-deps
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -25,7 +26,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 # llama-cpp-python compiles (about 5.5 minutes on 2 cores): needed for local GGUF models,
-# to regenerate the demo's results, and by the tests that drive llama.cpp's server.
+# to regenerate the live example's results, and by the tests that drive llama.cpp's server.
 $(VENV)/.installed-local: pyproject.toml $(VENV)/.installed
 	$(PIP) install -q --disable-pip-version-check -e '.[local]'
 	touch $@
@@ -41,6 +42,9 @@ test-local-deps: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/skill-slices run --project demo
 
+live-example: install
+	$(VENV)/bin/skill-slices run --project examples/live
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -49,7 +53,7 @@ test: lint browser-deps test-local-deps
 	$(VENV)/bin/pytest -q -rs -p no:cacheprovider
 
 clean-demo:
-	rm -rf demo/.skill-slices
+	rm -rf demo/.skill-slices examples/live/.skill-slices
 
 # The browser test drives Debian's Chromium through Playwright (never `playwright install`);
 # it skips when Chromium cannot be installed.

@@ -525,6 +525,88 @@ def signal_table(results, instances, slices, meta: str, name: str, n_perm: int =
     return "\n".join(lines)
 
 
+# The four-model MMLU-Pro set: the trio plus a cheaper sibling of one of them.
+FOUR_MODELS = [*DATASETS["mmlu_pro"]["models"], "gemini-1.5-flash-002"]
+
+
+def _mmlu_results(data: Path, models: list[str], benchmark: str):
+    """MMLU-Pro results of ``models`` with the project's uids (``<benchmark>/<instance_id>``)."""
+    import polars as pl
+
+    res = pl.read_csv(
+        data / "mmlu_pro" / "results.csv",
+        schema_overrides={"instance_id": pl.String, "model": pl.String, "pred": pl.String},
+    ).filter(pl.col("model").is_in(models))
+    return res.select(
+        pl.format("{}/{}", pl.lit(benchmark), "instance_id").alias("uid"),
+        pl.lit(benchmark).alias("benchmark"),
+        "instance_id",
+        "model",
+        pl.col("correct").cast(pl.Float64),
+        pl.col("pred").alias("parsed_answer"),
+    )
+
+
+def hierarchical_report(root: Path, data: Path, n_boot: int) -> str:
+    """The default (hierarchical) policy against every baseline on the MMLU-Pro trio
+    project at ``root`` and on a four-model set over the same questions and slices."""
+    import polars as pl
+
+    from skill_assets.routing import _eb_pseudocounts, _prepare, evaluate_routing
+
+    results, instances, slices, vectors, order = load_assets(root)
+    bench = instances["benchmark"][0]
+    out = []
+    for label, res in (
+        ("MMLU-Pro trio (" + ", ".join(DATASETS["mmlu_pro"]["models"]) + ")", results),
+        (
+            "MMLU-Pro four models (" + ", ".join(FOUR_MODELS) + ")",
+            _mmlu_results(data, FOUR_MODELS, bench),
+        ),
+    ):
+        common = dict(
+            metadata_column="category", folds=5, seed=0, knn_k=10, n_boot=n_boot,
+            question_vectors=vectors, uid_order=order,
+        )  # fmt: skip
+        t = time.perf_counter()
+        ev = evaluate_routing(res, slices, instances, metadata_slices=["category"], **common)
+        secs = time.perf_counter() - t
+        rows = [ev]
+        for name, kw in (
+            (
+                "skill_policy (residual, shrink 30)",
+                dict(rule="residual", shrink=30.0, metadata_slices=["category"]),
+            ),
+            ("skill_policy (paper rule)", dict(rule="paper")),
+            ("skill_policy (hierarchical, no metadata)", dict(rule="hierarchical")),
+        ):
+            e = evaluate_routing(res, slices, instances, **kw, **common)
+            rows.append(
+                e.filter(pl.col("router") == "skill_policy").with_columns(
+                    pl.lit(name).alias("router")
+                )
+            )
+        ev = pl.concat(rows)
+        d = _prepare(res, slices, None, instances, ["category"])
+        a_cell, a_skill = _eb_pseudocounts(d, 30)
+        global ROUTER_ORDER
+        order_ = ROUTER_ORDER
+        ROUTER_ORDER = [r for r in order_ if r != "skill_policy (paper rule)"] + [
+            "skill_policy (residual, shrink 30)", "skill_policy (paper rule)",
+            "skill_policy (hierarchical, no metadata)",
+        ]  # fmt: skip
+        table = routing_table(ev, ["loo", "kfold"])
+        ROUTER_ORDER = order_
+        n = int(ev["n"].max())
+        out.append(
+            f"### {label}\n\nn = {n} questions; skill_policy = the default hierarchical rule "
+            f"(metadata `category`), EB pseudo-counts: category {a_cell:.3g}, skill "
+            f"{a_skill:.3g} (1e9 = no significant heterogeneity); evaluate_routing "
+            f"{secs:.1f} s\n\n{table}\n"
+        )
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
@@ -532,7 +614,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--skip-run", action="store_true", help="reuse materialized assets")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    ap.add_argument(
+        "--hierarchical",
+        type=Path,
+        default=None,
+        metavar="PROJECT",
+        help="only the default policy's tables on a materialized MMLU-Pro trio project "
+        "(e.g. the one benchmarks/cold_run.py built) and the four-model set",
+    )
     args = ap.parse_args(argv)
+    if args.hierarchical is not None:
+        print(hierarchical_report(args.hierarchical, args.data, args.n_boot))
+        return 0
     wanted = [d for d in args.datasets if (args.data / d).is_dir()]
     if not wanted:
         print(

@@ -390,6 +390,18 @@ def skill_insights(
     )
 
 
+def _policy_metadata(proj) -> list[str] | None:
+    """Metadata columns of the policy: as registered, else (not for the paper rule) the
+    metadata-router column, else the benchmark when there are several — the middle level
+    of the hierarchical rule's global -> metadata -> skill shrinkage."""
+    r = proj.registry.routing
+    if r.metadata_slices is not None or r.rule == "paper":
+        return r.metadata_slices
+    if r.metadata_column:
+        return [r.metadata_column]
+    return ["benchmark"] if len(proj.registry.benchmarks) > 1 else None
+
+
 def _routing_options(proj, results: pl.DataFrame) -> dict:
     """Registry routing settings as keyword arguments of fit_policy / evaluate_routing."""
     from skill_assets.cost import model_costs
@@ -397,7 +409,7 @@ def _routing_options(proj, results: pl.DataFrame) -> dict:
     r = proj.registry.routing
     return {
         "rule": r.rule,
-        "metadata_slices": r.metadata_slices,
+        "metadata_slices": _policy_metadata(proj),
         "costs": model_costs({m.name: m.cost_per_call for m in proj.registry.models}, results),
         "cost_lambda": r.cost_lambda,
         "levels": r.levels,

@@ -75,30 +75,95 @@ def run(project_dir: str, quiet: bool, no_wait: bool) -> None:
 
 
 def _print_headline(project, read_asset) -> None:
-    from skill_assets.insights import headline
+    """What a researcher reads first: accuracy, findings, routing, where to look next."""
+    import polars as pl
 
+    results = read_asset(project, "model_results")
+    if results is not None and results.height:
+        from skill_assets.accuracy import overall_accuracy
+
+        ov = overall_accuracy(results)
+        n_q = results["uid"].n_unique() if "uid" in results.columns else None
+        click.echo(f"== overall accuracy ({n_q} questions; Wilson 95% CI) ==")
+        for r in ov.iter_rows(named=True):
+            click.echo(
+                f"  {str(r['model'])[:32]:<32} {100 * r['accuracy']:5.1f}%  "
+                f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  n={r['n']}"
+            )
+        click.echo("")
     ins = read_asset(project, "skill_insights")
-    ev = read_asset(project, "routing_evaluation")
     if ins is not None:
-        click.echo("== headline insights ==")
-        click.echo(headline(ins))
-    click.echo("")
+        click.echo(_format_top_findings(ins, project.registry.insights.q_level))
+        click.echo("")
+    ev = read_asset(project, "routing_evaluation")
     if ev is not None and ev.height:
-        click.echo("== routing (held-out accuracy) ==")
-        click.echo(_format_routing(ev))
+        click.echo("== routing: held-out accuracy (leave-one-out; 95% bootstrap CI) ==")
+        click.echo(_format_routing(ev.filter(pl.col("scheme") == "loo")))
+        click.echo("")
+    root = _here(project.root)
+    try:
+        from skill_assets.report import write_report
+
+        click.echo(f"report: {_here(write_report(project))}")
+    except Exception as e:  # the run itself succeeded; the report is a convenience
+        click.echo(f"report: not written ({type(e).__name__}); try `skill-slices report`")
+    click.echo(f"findings: skill-slices insights --project {root}   (all, with p and q)")
+    click.echo(f"UI:       skill-slices ui --project {root}   (Dagster, http://127.0.0.1:3000)")
+
+
+def _here(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it (shorter to read)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)
+
+
+def _format_top_findings(ins, q_level: float, per_kind: int = 2) -> str:
+    """Per model, the top significant strengths and weaknesses at the finest level that has any."""
+    import polars as pl
+
+    head = f"== top significant findings per model (finest level with any; BH q < {q_level}) =="
+    lines = [head]
+    gains = ins.filter(pl.col("kind").is_in(["strength", "weakness"]))
+    for model in sorted(ins["model"].unique().to_list()):
+        sig = gains.filter((pl.col("model") == model) & pl.col("significant"))
+        if sig.height == 0:
+            lines.append(f"{model}: no significant strength or weakness")
+            continue
+        level = sig["level"].max()
+        at = sig.filter(pl.col("level") == level)
+        lines.append(f"{model}: {sig.height} significant; level {level}:")
+        for kind, sign in (("strength", "+"), ("weakness", "-")):
+            top = at.filter(pl.col("kind") == kind).sort("rank").head(per_kind)
+            for r in top.iter_rows(named=True):
+                lines.append(
+                    f"  {sign} {str(r['name'])[:60]} (n={r['n']}): "
+                    f"{100 * r['accuracy']:.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+                    f" vs {100 * r['other_accuracy']:.1f}% others, "
+                    f"{100 * r['effect']:+.1f} pts, q={r['q']:.2g}"
+                )
+    return "\n".join(lines)
 
 
 def _format_routing(ev) -> str:
     rows = ev.sort(["scheme", "accuracy"], descending=[False, True])
-    lines = [f"{'router':<22} {'scheme':<7} {'accuracy':>8}  {'95% CI':<17} {'n':>6}"]
+    lines = [
+        f"  {'router':<18} {'accuracy':>8}  {'95% CI':<14} {'vs best single [95% CI]':<26} {'n':>6}"
+    ]
     for r in rows.iter_rows(named=True):
-        ci = (
-            f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-            if r.get("ci_low") is not None and r.get("ci_high") is not None
-            else ""
-        )
+        ci = f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+        gain = ""
+        if (
+            r["router"] not in ("best_single", "oracle", "random")
+            and r.get("gain_ci_low") is not None
+        ):
+            gain = (
+                f"{100 * r['gain_vs_best_single']:+.1f} "
+                f"[{100 * r['gain_ci_low']:+.1f}, {100 * r['gain_ci_high']:+.1f}]"
+            )
         lines.append(
-            f"{r['router']:<22} {r['scheme']:<7} {r['accuracy']:>8.3f}  {ci:<17} {r['n']:>6}"
+            f"  {r['router']:<18} {100 * r['accuracy']:7.1f}%  {ci:<14} {gain:<26} {r['n']:>6}"
         )
     return "\n".join(lines)
 
@@ -301,23 +366,56 @@ def report(project_dir: str) -> None:
 
 
 @main.command()
-@click.argument("question")
+@click.argument("question", required=False)
 @project_option
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL of questions (question; optional id, options, metadata keys such as category).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="With --file: write JSONL rows here.")
+@click.option(
+    "--meta", multiple=True, help="Metadata of QUESTION as key=value (e.g. category=law)."
+)
 @click.option("--json", "as_json", is_flag=True)
-def route(question: str, project_dir: str, as_json: bool) -> None:
-    """Annotate QUESTION and print the model the routing policy chooses, and why."""
+def route(question, project_dir, file_, out, meta, as_json) -> None:
+    """Annotate QUESTION (or every question of --file) and print the model the routing
+    policy chooses, and why."""
     from skill_assets.registry import load_project
-    from skill_assets.route_cli import route_question
+    from skill_assets.route_cli import compact, read_questions, route_question, route_questions
 
+    if (question is None) == (file_ is None):
+        _fail("give either QUESTION or --file PATH")
     project = load_project(project_dir)
-    decision = route_question(project, question)
+    if file_:
+        decisions = route_questions(project, read_questions(file_))
+        if out:
+            from skill_assets.route_cli import write_routes
+
+            path = write_routes(decisions, out)
+            click.echo(json.dumps({"routed": len(decisions), "out": str(path.resolve())}))
+        else:
+            for d in decisions:
+                click.echo(json.dumps(compact(d), ensure_ascii=False))
+        return
+    metadata = {}
+    for kv in meta:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            _fail(f"--meta {kv!r}: expected key=value")
+        metadata[key] = value
+    decision = route_question(project, question, metadata=metadata)
     if as_json:
         click.echo(json.dumps(decision, default=str))
         return
     click.echo(f"chosen model: {decision['model']}")
     for s in decision.get("skills", []):
-        accs = ", ".join(f"{m}={a:.2f}" for m, a in s.get("accuracy", {}).items())
+        accs = ", ".join(f"{m}={a:.2f}" for m, a in s.get("accuracy", {}).items() if a is not None)
         click.echo(f"  skill: {s['name']} (level {s['level']}, n={s['n']}): {accs}")
+    if decision.get("base"):
+        base = ", ".join(f"{m}={v:.3f}" for m, v in decision["base"].items())
+        click.echo(f"base (overall / metadata): {base}")
     scores = ", ".join(f"{m}={v:.3f}" for m, v in decision.get("scores", {}).items())
     click.echo(f"scores: {scores}")
 

@@ -190,10 +190,12 @@ class RoutingEntry(_Strict):
     folds: int = Field(default=5, ge=2)
     knn_k: int = Field(default=10, ge=1)
     levels: list[int] | None = None
-    # "residual": slice evidence added to the base metadata slice's accuracy; equals the
-    # paper's rule when no metadata slices are given.
-    rule: Literal["paper", "residual"] = "residual"
-    metadata_slices: list[str] | None = None  # metadata columns entering the policy as slices
+    # "hierarchical" (routing.DEFAULT_RULE): per-model accuracy shrunk global -> metadata
+    # cell -> skill slices with empirical-Bayes pseudo-counts; "residual": the same with a
+    # fixed `shrink`; "paper": Moayeri et al.'s average over slices.
+    rule: Literal["paper", "residual", "hierarchical"] = "hierarchical"
+    # metadata columns entering the policy; default (residual, hierarchical): [metadata_column]
+    metadata_slices: list[str] | None = None
     cost_lambda: float = Field(default=0.0, ge=0)  # maximise accuracy − λ·cost per call
 
 

@@ -34,6 +34,16 @@ Two decision rules (``rule``):
   base plus the weighted mean of the deviations. A skill slice pooled across
   categories is judged against the mix of categories it actually contains.
 
+* ``"hierarchical"`` (the default, here and in the registry) — the residual
+  rule as one empirical-Bayes hierarchy: a model's accuracy is shrunk from its
+  overall accuracy to the instance's metadata cell (pseudo-count ``a_cell``), and
+  each skill slice's deviation from what those cells predict for its members is
+  shrunk toward 0 (pseudo-count ``a_skill``, no parent prior). Both pseudo-counts
+  are estimated from the data by the method of moments (:func:`_eb_pseudocounts`;
+  ``pseudo_counts=`` overrides); a level whose heterogeneity is not significant
+  (Cochran's Q, 5%) adds exactly nothing, so without real skill signal the
+  policy is the metadata router, and without metadata the best single model.
+
 Choice: the argmax of the scores; with ``costs`` ({model: cost per call}) and
 ``cost_lambda`` > 0, the argmax of ``score - cost_lambda * cost`` (accuracy
 traded against money, ``cost_lambda`` in accuracy per cost unit). Ties (within
@@ -66,7 +76,11 @@ import scipy.sparse as sp
 from skill_assets.accuracy import _results_core
 
 WEIGHTINGS = ("inverse_size", "uniform", "sqrt_inverse")
-RULES = ("paper", "residual")
+RULES = ("paper", "residual", "hierarchical")
+DEFAULT_RULE = "hierarchical"  # the registry's default too (registry.RoutingEntry.rule)
+# A pseudo-count this large means "no evidence of between-group differences": the level
+# adds nothing beyond its prior. Finite so the policy stays plain JSON.
+NO_SIGNAL = 1e9
 POLICY_FORMAT = "skill-slices/routing-policy"
 POLICY_VERSION = 2
 META_PREFIX = "meta:"
@@ -222,12 +236,17 @@ def fit_policy(
     weighting: str = "inverse_size",
     shrink: float = 10.0,
     min_slice_size: int = 30,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     metadata_slices: list[str] | None = None,
     costs: dict[str, float] | None = None,
     cost_lambda: float = 0.0,
+    pseudo_counts: tuple[float, float] | None = None,
 ) -> dict:
     """Fit the routing policy on all results: a JSON-serialisable dict.
+
+    With the hierarchical rule, ``shrink`` is replaced by the empirical-Bayes
+    pseudo-counts (``pseudo_counts`` = (cell, skill) when given; stored as
+    ``shrink`` and ``skill_shrink``).
 
     Keys: ``format``, ``version``, ``models`` (sorted), ``default_model`` (best
     overall accuracy), ``rule``, ``weighting``, ``shrink``, ``levels``,
@@ -244,6 +263,15 @@ def fit_policy(
     """
     _check(weighting, rule)
     meta_cols = list(dict.fromkeys(metadata_slices or []))
+    skill_shrink = None
+    if rule == "hierarchical":
+        data = _prepare(results, slices, levels, instances, meta_cols)
+        if pseudo_counts is not None:
+            shrink, skill_shrink = (float(x) for x in pseudo_counts)
+        elif data is not None:
+            shrink, skill_shrink = _eb_pseudocounts(data, min_slice_size)
+        else:
+            shrink, skill_shrink = NO_SIGNAL, NO_SIGNAL
     core = _results_core(results)
     models = sorted(core["model"].unique().to_list())
     overall = {}
@@ -358,6 +386,7 @@ def fit_policy(
         "rule": rule,
         "weighting": weighting,
         "shrink": float(shrink),
+        "skill_shrink": None if skill_shrink is None else float(skill_shrink),
         "levels": None if levels is None else [int(x) for x in levels],
         "min_slice_size": int(min_slice_size),
         "metadata_slices": meta_cols or None,
@@ -418,7 +447,9 @@ def route_skills(
     min_n = int(policy.get("min_slice_size", 1))
     rule = policy.get("rule", "paper")
     meta_cols = policy.get("metadata_slices") or []
-    base_col = meta_cols[0] if (rule == "residual" and meta_cols) else None
+    residual = rule in ("residual", "hierarchical")
+    base_col = meta_cols[0] if (residual and meta_cols) else None
+    a_skill = shrink if policy.get("skill_shrink") is None else float(policy["skill_shrink"])
     lam = float(policy.get("cost_lambda", 0.0) if cost_lambda is None else cost_lambda)
     cost = _cost_vector(models, policy.get("costs"))
     metadata = metadata or {}
@@ -445,11 +476,11 @@ def route_skills(
         return (s or {}).get("models", {}).get(m) or {"n": 0, "n_correct": 0.0, "expected": 0.0}
 
     base = overall_acc.copy()
-    if rule == "residual" and base_col is not None and metadata.get(base_col) is not None:
+    if residual and base_col is not None and metadata.get(base_col) is not None:
         cell = policy.get("base", {}).get("cells", {}).get(str(metadata[base_col]), {})
         for j, m in enumerate(models):
             c = cell.get(m)
-            if c and c["n"] + shrink > 0:
+            if c and c["n"] + shrink > 0 and shrink < NO_SIGNAL:
                 base[j] = (c["n_correct"] + shrink * overall_acc[j]) / (c["n"] + shrink)
     num = np.zeros(len(models))
     den = 0.0
@@ -463,7 +494,11 @@ def route_skills(
             c = _cell(s, m)
             pc = _cell(parent, m)
             raw[m] = c["n_correct"] / c["n"] if c["n"] > 0 else None
-            if rule == "residual":
+            if rule == "hierarchical":
+                denom = c["n"] + a_skill
+                ok = denom > 0 and a_skill < NO_SIGNAL
+                v = (c["n_correct"] - c["expected"]) / denom if ok else 0.0
+            elif rule == "residual":
                 pdev = (pc["n_correct"] - pc["expected"]) / pc["n"] if pc["n"] > 0 else 0.0
                 denom = c["n"] + shrink
                 v = (c["n_correct"] - c["expected"] + shrink * pdev) / denom if denom > 0 else 0.0
@@ -485,7 +520,7 @@ def route_skills(
                 "score": val,
             }
         )
-    if rule == "residual":
+    if residual:
         scores = base + (num / den if den > 0 else 0.0)
     else:
         scores = num / den if den > 0 else overall_acc
@@ -500,7 +535,7 @@ def route_skills(
         "skills": details,
         "ignored_skills": ignored,
     }
-    if rule == "residual":
+    if residual:
         out["base"] = {m: float(x) for m, x in zip(models, base, strict=True)}
     return out
 
@@ -649,6 +684,7 @@ def _policy_scores(
     rule: str = "paper",
     cell: np.ndarray | None = None,
     n_cells: int = 0,
+    skill_shrink: float | None = None,
 ):
     """Held-out policy scores: ``(scores, has, overall)``, each instance x model.
 
@@ -663,7 +699,7 @@ def _policy_scores(
     member = sp.csr_matrix(
         (np.ones(rows.size), (cols, rows)), shape=(n_slices, n_inst), dtype=np.float64
     )
-    residual = rule == "residual"
+    residual = rule in ("residual", "hierarchical")
     if residual and cell is None:
         cell, n_cells = np.zeros(n_inst, dtype=np.int64), 0
         cell[:] = -1
@@ -671,7 +707,7 @@ def _policy_scores(
     overall = H.overall
     if rows.size == 0:
         if residual:
-            return H.base, np.ones(n_inst, bool), overall
+            return (overall if H.tau >= NO_SIGNAL else H.base), np.ones(n_inst, bool), overall
         return overall.copy(), np.zeros(n_inst, bool), overall
     ones = np.ones(rows.size)
     k_e, n_e = H.counts(rows, cols, ones)
@@ -685,12 +721,19 @@ def _policy_scores(
     if residual:
         E = H.expected(r, c, np.ones(r.size))
         pdev = np.zeros_like(k_e)
+        if rule == "hierarchical":  # shrunk toward the base (deviation 0), EB pseudo-count
+            a = float(shrink if skill_shrink is None else skill_shrink)
+            e = e[:0]
+        else:
+            a = shrink
         if e.size:
             kp, np_ = H.counts(r[e], p, ins_p)
             Ep = H.expected(r[e], p, ins_p)
             ok = np_ > 0
             pdev[e[ok]] = (kp[ok] - Ep[ok]) / np_[ok, None]
-        val = (k_e - E + shrink * pdev) / (n_e + shrink)[:, None]
+        val = (k_e - E + a * pdev) / (n_e + a)[:, None]
+        if a >= NO_SIGNAL:  # exactly nothing, so ties stay ties
+            val = np.zeros_like(val)
     else:
         prior = overall[r].copy()
         if e.size:
@@ -706,7 +749,8 @@ def _policy_scores(
     has = den > 0
     mean = np.where(has[:, None], num / np.where(has, den, 1.0)[:, None], 0.0)
     if residual:
-        return H.base + mean, np.ones(n_inst, bool), overall
+        base = overall if H.tau >= NO_SIGNAL else H.base
+        return base + mean, np.ones(n_inst, bool), overall
     return np.where(has[:, None], mean, overall), has, overall
 
 
@@ -947,14 +991,97 @@ def _prepare(
     )
 
 
-def _scores_for(data: _Data, groups, rule, weighting, shrink, min_slice_size):
+def _moment_tau2(d: np.ndarray, n: np.ndarray, s2: np.ndarray, dof: int) -> float:
+    """Between-group variance of true deviations, by the method of moments; 0 without evidence.
+
+    ``d``: groups x models observed deviations, ``n``: group sizes, ``s2``: the
+    per-instance variance per model, ``dof``: degrees of freedom of the heterogeneity
+    statistic. Each group's ``d**2`` exceeds its sampling variance ``s2 / n`` by the
+    true variance on average (groups weighted by size). Unless Cochran's Q
+    (``sum d**2 / (s2 / n)``) shows heterogeneity at the 5% level (scipy's chi-square),
+    the level is taken to carry nothing: a chance excess of noise must not move routes.
+    """
+    from scipy.stats import chi2
+
+    ok = n > 0
+    if not ok.any() or dof < 1:
+        return 0.0
+    d, n = d[ok], n[ok]
+    v = np.maximum(s2[None, :], 1e-12) / n[:, None]
+    if chi2.sf(float(np.sum(d**2 / v)), dof) >= 0.05:
+        return 0.0
+    excess = (d**2 - v).mean(axis=1)
+    return max(float(np.sum(n * excess) / np.sum(n)), 0.0)
+
+
+def _eb_pseudocounts(data: _Data, min_slice_size: int) -> tuple[float, float]:
+    """Empirical-Bayes pseudo-counts (metadata cell, skill slice) of the hierarchical rule.
+
+    Beta-binomial style, by the method of moments: a model's accuracy on a metadata cell
+    varies around its overall accuracy with true variance ``tau2`` (what the cells'
+    spread exceeds binomial noise by), so the cell accuracy is shrunk toward the overall
+    one with pseudo-count ``a = p(1-p) / tau2``; likewise a skill slice's deviation from
+    its members' cell accuracies is shrunk toward 0. A level whose groups differ no more
+    than sampling noise gets ``NO_SIGNAL`` and adds nothing: the policy is then the
+    metadata router (or the best single model). Both are scalars (pooled over models)
+    estimated once on all the results given.
+    """
+    C = data.C
+    n, n_models = C.shape
+    ov = C.mean(axis=0)
+    s2 = ov * (1 - ov)
+    s2m = float(s2.mean())
+    if s2m <= 0:
+        return NO_SIGNAL, NO_SIGNAL
+    p = np.broadcast_to(ov, C.shape).copy()
+    a_cell = NO_SIGNAL
+    has = data.cell >= 0
+    if data.n_cells and has.any():
+        Kc = np.zeros((data.n_cells, n_models))
+        np.add.at(Kc, data.cell[has], C[has])
+        Nc = np.bincount(data.cell[has], minlength=data.n_cells).astype(float)
+        d = Kc / np.maximum(Nc, 1.0)[:, None] - ov[None, :]
+        tau2 = _moment_tau2(d, Nc, s2, (int((Nc > 0).sum()) - 1) * n_models)
+        a_cell = min(s2m / tau2, NO_SIGNAL) if tau2 > 0 else NO_SIGNAL
+        pc = (Kc + a_cell * ov[None, :]) / (Nc + a_cell)[:, None]
+        p[has] = pc[data.cell[has]]
+    member = sp.csr_matrix(
+        (np.ones(data.rows.size), (data.cols, data.rows)), shape=(data.n_slices, n)
+    )
+    N = np.asarray(member.sum(axis=1)).ravel()
+    keep = (N >= max(min_slice_size, 1)) & (data.usable_residual > 0)
+    if not keep.any():
+        return a_cell, NO_SIGNAL
+    # Slices differ in difficulty for every model alike, which never changes a route:
+    # the skill level's variance is that of the deviations centred across models, and
+    # its noise that of a result centred across models.
+    dev = (np.asarray(member[keep] @ C) - np.asarray(member[keep] @ p)) / N[keep, None]
+    R = C - C.mean(axis=1, keepdims=True)
+    r2 = R.var(axis=0)
+    tau2 = _moment_tau2(
+        dev - dev.mean(axis=1, keepdims=True), N[keep], r2, int(keep.sum()) * (n_models - 1)
+    )
+    a_skill = min(float(r2.mean()) / tau2, NO_SIGNAL) if tau2 > 0 else NO_SIGNAL
+    return float(a_cell), float(a_skill)
+
+
+def _resolve(data: _Data, rule: str, shrink: float, min_slice_size: int, pseudo_counts):
+    """(base shrink, skill shrink) for the rule: the hierarchical rule's EB pair or given ones."""
+    if rule != "hierarchical":
+        return shrink, None
+    if pseudo_counts is not None:
+        return float(pseudo_counts[0]), float(pseudo_counts[1])
+    return _eb_pseudocounts(data, min_slice_size)
+
+
+def _scores_for(data: _Data, groups, rule, weighting, shrink, min_slice_size, skill_shrink=None):
     return _policy_scores(
         data.C,
         data.rows,
         data.cols,
         data.n_slices,
         data.parent,
-        data.usable_residual if rule == "residual" else data.usable,
+        data.usable if rule == "paper" else data.usable_residual,
         groups,
         weighting,
         shrink,
@@ -962,6 +1089,7 @@ def _scores_for(data: _Data, groups, rule, weighting, shrink, min_slice_size):
         rule,
         data.cell,
         data.n_cells,
+        skill_shrink,
     )
 
 
@@ -1018,12 +1146,13 @@ def heldout_policy_scores(
     scheme: str = "loo",
     folds: int = 5,
     seed: int = 0,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     weighting: str = "inverse_size",
     shrink: float = 10.0,
     levels: list[int] | None = None,
     min_slice_size: int = 30,
     metadata_slices: list[str] | None = None,
+    pseudo_counts: tuple[float, float] | None = None,
 ) -> HeldoutScores | None:
     """The skill policy's held-out scores under ``scheme`` (None when it does not apply)."""
     _check(weighting, rule)
@@ -1034,7 +1163,8 @@ def heldout_policy_scores(
     if scheme not in groups:
         return None
     g = groups[scheme]
-    scores, has, overall = _scores_for(data, g, rule, weighting, shrink, min_slice_size)
+    a, a_skill = _resolve(data, rule, shrink, min_slice_size, pseudo_counts)
+    scores, has, overall = _scores_for(data, g, rule, weighting, a, min_slice_size, a_skill)
     return HeldoutScores(data.models, data.uids, data.C, scores, has, overall, g)
 
 
@@ -1050,10 +1180,11 @@ def heldout_routes(
     shrink: float = 10.0,
     levels: list[int] | None = None,
     min_slice_size: int = 30,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     metadata_slices: list[str] | None = None,
     costs: dict[str, float] | None = None,
     cost_lambda: float = 0.0,
+    pseudo_counts: tuple[float, float] | None = None,
 ) -> pl.DataFrame:
     """Per-instance held-out decisions of the skill policy.
 
@@ -1082,6 +1213,7 @@ def heldout_routes(
         levels=levels,
         min_slice_size=min_slice_size,
         metadata_slices=metadata_slices,
+        pseudo_counts=pseudo_counts,
     )
     if hs is None:
         return pl.DataFrame(schema=schema)
@@ -1118,10 +1250,11 @@ def evaluate_routing(
     knn_k: int = 10,
     schemes: tuple[str, ...] = ("loo", "kfold", "lobo"),
     n_boot: int = 1000,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     metadata_slices: list[str] | None = None,
     costs: dict[str, float] | None = None,
     cost_lambda: float = 0.0,
+    pseudo_counts: tuple[float, float] | None = None,
 ) -> pl.DataFrame:
     """Held-out accuracy of the skill policy and of every baseline.
 
@@ -1159,6 +1292,7 @@ def evaluate_routing(
     C, uids = data.C, data.uids
     n = uids.len()
     cost = _cost_vector(data.models, costs)
+    a, a_skill = _resolve(data, rule, shrink, min_slice_size, pseudo_counts)
 
     # metadata router: one slice per metadata value
     meta_rows = meta_cols = None
@@ -1209,7 +1343,9 @@ def evaluate_routing(
     best = {s: _best_single(C, g) for s, g in scheme_groups.items()}
     knn = _knn_choices(C, vecs, has_vec, scheme_groups, knn_k, best) if vecs is not None else None
     for scheme, groups in scheme_groups.items():
-        scores, has, overall = _scores_for(data, groups, rule, weighting, shrink, min_slice_size)
+        scores, has, overall = _scores_for(
+            data, groups, rule, weighting, a, min_slice_size, a_skill
+        )
         picked("skill_policy", scheme, _choose(scores, has, overall, cost, cost_lambda))
         picked("best_single", scheme, best[scheme])
         if meta_rows is not None:

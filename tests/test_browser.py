@@ -98,9 +98,11 @@ def _port_open(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """A copy of the demo project (plus one version pair to compare), after `run`."""
+    """A copy of the live example (plus one version pair to compare), after `run`."""
     root = tmp_path_factory.mktemp("browser") / "demo"
-    shutil.copytree(REPO / "demo", root, ignore=shutil.ignore_patterns(".skill-slices"))
+    shutil.copytree(
+        REPO / "examples" / "live", root, ignore=shutil.ignore_patterns(".skill-slices")
+    )
     reg = root / "skill-slices.yaml"
     if "compare:" not in reg.read_text():
         reg.write_text(

@@ -1,4 +1,4 @@
-"""Tests for the demo benchmark (demo/benchmark/questions.jsonl and its builder).
+"""Tests for the demo benchmark (examples/live/benchmark/questions.jsonl and its builder).
 
 The gold answers of computed subjects are re-derived here independently of the builder: each
 question template is parsed and solved with its own code (unit sizes, enumeration of outcomes,
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_DIR = ROOT / "demo" / "benchmark"
+BENCH_DIR = ROOT / "examples" / "live" / "benchmark"
 QUESTIONS = BENCH_DIR / "questions.jsonl"
 BUILDER = BENCH_DIR / "build_questions.py"
 

@@ -43,8 +43,8 @@ from skill_assets.results import load_generic_results
 from skill_assets.schemas import INSTANCES, RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_QUESTIONS = ROOT / "demo" / "benchmark" / "questions.jsonl"
-DEMO_RESULTS = ROOT / "demo" / "results"
+DEMO_QUESTIONS = ROOT / "examples" / "live" / "benchmark" / "questions.jsonl"
+DEMO_RESULTS = ROOT / "examples" / "live" / "results"
 
 
 def _h(s: str) -> str:

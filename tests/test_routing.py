@@ -86,7 +86,7 @@ def _rows(ev: pl.DataFrame, scheme: str = "loo") -> dict[str, dict]:
 
 def test_loo_routing_hand_example():
     results, slices = make_results(HAND), make_slices(HAND_SLICES)
-    routes = heldout_routes(results, slices, shrink=0.0, min_slice_size=1)
+    routes = heldout_routes(results, slices, shrink=0.0, min_slice_size=1, rule="paper")
     chosen = dict(zip(routes["uid"], routes["model"], strict=True))
     assert chosen == {
         "i1": "A",
@@ -100,10 +100,14 @@ def test_loo_routing_hand_example():
         "i9": "A",
     }
     assert routes["best_single"].unique().to_list() == ["A"]
-    uniform = heldout_routes(results, slices, shrink=0.0, min_slice_size=1, weighting="uniform")
+    uniform = heldout_routes(
+        results, slices, shrink=0.0, min_slice_size=1, rule="paper", weighting="uniform"
+    )
     assert dict(zip(uniform["uid"], uniform["model"], strict=True))["i4"] == "A"
 
-    ev = evaluate_routing(results, slices, shrink=0.0, min_slice_size=1, schemes=("loo",))
+    ev = evaluate_routing(
+        results, slices, shrink=0.0, min_slice_size=1, rule="paper", schemes=("loo",)
+    )
     assert ev.schema == pl.Schema(ROUTING_EVALUATION)
     got = _rows(ev)
     assert got["skill_policy"]["accuracy"] == pytest.approx(1.0)
@@ -114,7 +118,13 @@ def test_loo_routing_hand_example():
     assert got["skill_policy"]["gain_vs_best_single"] == pytest.approx(3 / 9)
     assert got["skill_policy"]["n"] == 9
     ev_u = evaluate_routing(
-        results, slices, shrink=0.0, min_slice_size=1, weighting="uniform", schemes=("loo",)
+        results,
+        slices,
+        shrink=0.0,
+        min_slice_size=1,
+        rule="paper",
+        weighting="uniform",
+        schemes=("loo",),
     )
     assert _rows(ev_u)["skill_policy"]["accuracy"] == pytest.approx(8 / 9)
 
@@ -123,14 +133,16 @@ def test_route_skills_matches_hand_example():
     # Fit without instance 4, then route it: the numbers of the comment above.
     results = make_results(HAND).filter(pl.col("uid") != "i4")
     slices = make_slices(HAND_SLICES)
-    policy = fit_policy(results, slices, shrink=0.0, min_slice_size=1)
+    policy = fit_policy(results, slices, shrink=0.0, min_slice_size=1, rule="paper")
     out = route_skills(["X", "Y"], policy)
     assert out["model"] == "B" and not out["default_used"]
     assert out["scores"]["A"] == pytest.approx((1 / 4 + (1 / 3) / 3) / (1 / 4 + 1 / 3))
     assert out["scores"]["B"] == pytest.approx((0.25 / 4 + 1 / 3) / (1 / 4 + 1 / 3))
     # without i4, X has 4 instances and Y 3: Y weighs more and is listed first
     assert [s["skill_id"] for s in out["skills"]] == ["Y", "X"]
-    policy_u = fit_policy(results, slices, shrink=0.0, min_slice_size=1, weighting="uniform")
+    policy_u = fit_policy(
+        results, slices, shrink=0.0, min_slice_size=1, rule="paper", weighting="uniform"
+    )
     assert route_skills(["X", "Y"], policy_u)["model"] == "A"
 
 
@@ -146,14 +158,14 @@ def test_shrinkage_toward_parent():
         }
     )
     slices = make_slices({"P": uids, "C": ["p1", "p2"]}, parents={"C": "P"})
-    raw = fit_policy(results, slices, shrink=0.0, min_slice_size=1)
+    raw = fit_policy(results, slices, shrink=0.0, min_slice_size=1, rule="paper")
     assert route_skills(["C"], raw)["model"] == "A"
-    shrunk = fit_policy(results, slices, shrink=10.0, min_slice_size=1)
+    shrunk = fit_policy(results, slices, shrink=10.0, min_slice_size=1, rule="paper")
     out = route_skills(["C"], shrunk)
     assert out["model"] == "B"
     assert out["scores"]["A"] == pytest.approx(1 / 3) and out["scores"]["B"] == pytest.approx(2 / 3)
     # levels: only level 0 may route -> C is ignored -> the default model (B, 8/10 overall)
-    top = fit_policy(results, slices, shrink=10.0, min_slice_size=1, levels=[0])
+    top = fit_policy(results, slices, shrink=10.0, min_slice_size=1, rule="paper", levels=[0])
     out = route_skills(["C"], top)
     assert out["default_used"] and out["model"] == "B" and out["ignored_skills"] == ["C"]
 
@@ -194,7 +206,7 @@ def test_heldout_engine_equals_refitting(weighting, shrink):
     results, slices, uids = random_case(seed=3)
     members = slices.select("skill_id", "uids").explode("uids")
     skills_of = {x: members.filter(pl.col("uids") == x)["skill_id"].to_list() for x in uids}
-    kw = dict(weighting=weighting, shrink=shrink, min_slice_size=3)
+    kw = dict(weighting=weighting, shrink=shrink, min_slice_size=3, rule="paper")
     loo = heldout_routes(results, slices, **kw)
     for uid, model in zip(loo["uid"], loo["model"], strict=True):
         policy = fit_policy(results.filter(pl.col("uid") != uid), slices, **kw)
@@ -234,11 +246,14 @@ def _metadata_of(instances: pl.DataFrame) -> dict[str, dict]:
     return {u: json.loads(m) for u, m in instances.select("uid", "metadata").iter_rows()}
 
 
-@pytest.mark.parametrize("rule", ["paper", "residual"])
+@pytest.mark.parametrize("rule", ["paper", "residual", "hierarchical"])
 @pytest.mark.parametrize("shrink", [0.0, 7.0])
 @pytest.mark.parametrize("meta", [None, ["topic"], ["topic", "form"]])
 def test_heldout_engine_equals_refitting_with_metadata(rule, shrink, meta):
-    """Both rules, with metadata slices and a base column: engine = refit + route_skills."""
+    """Every rule, with metadata slices and a base column: engine = refit + route_skills.
+
+    The hierarchical rule's pseudo-counts are given, as a refit would re-estimate them.
+    """
     results, slices, uids = random_case(n=72, seed=11, n_bench=3)
     instances = random_instances(uids, n_bench=3, seed=2)
     members = slices.select("skill_id", "uids").explode("uids")
@@ -246,6 +261,8 @@ def test_heldout_engine_equals_refitting_with_metadata(rule, shrink, meta):
     metadata = _metadata_of(instances)
     costs = {"m0": 3.0, "m1": 1.0, "m2": 0.0}
     kw = dict(rule=rule, shrink=shrink, min_slice_size=3, metadata_slices=meta)
+    if rule == "hierarchical":
+        kw["pseudo_counts"] = (shrink + 2.0, shrink + 5.0)
     for scheme in ("loo", "kfold", "lobo"):
         for lam in (0.0, 0.04):
             routes = heldout_routes(
@@ -298,7 +315,7 @@ def test_residual_rule_hand_example():
     assert out["scores"]["A"] == pytest.approx(0.25 + (3 - (2 * 4 / 6 + 2 / 4)) / 4)
     assert out["scores"]["B"] == pytest.approx(0.75 + (2 - 2.5) / 4)
     assert out["model"] == "B"
-    paper = fit_policy(results, slices, shrink=0.0, min_slice_size=1)
+    paper = fit_policy(results, slices, shrink=0.0, min_slice_size=1, rule="paper")
     assert route_skills(["S"], paper)["model"] == "A"
     # unknown category: the base is the overall accuracy (A 5/10, B 6/10)
     out = route_skills([], policy, {"category": "c9"})
@@ -443,7 +460,7 @@ def test_majority_vote_uses_parsed_answers():
 
 def test_policy_round_trip_and_default(tmp_path):
     results, slices, _ = random_case(seed=7)
-    policy = fit_policy(results, slices, shrink=5.0, min_slice_size=2)
+    policy = fit_policy(results, slices, shrink=5.0, min_slice_size=2, rule="paper")
     path = save_policy(policy, tmp_path / "sub" / "policy.json")
     loaded = load_policy(path)
     assert loaded == policy
@@ -547,7 +564,13 @@ def test_mmlu_pro_reference_figures():
     results, slices, instances = load_mmlu_pro(models)
     t = time.perf_counter()
     ev = evaluate_routing(
-        results, slices, instances, metadata_column="category", shrink=0.0, min_slice_size=1
+        results,
+        slices,
+        instances,
+        metadata_column="category",
+        shrink=0.0,
+        min_slice_size=1,
+        rule="paper",
     )
     elapsed = time.perf_counter() - t
     got = _rows(ev)
@@ -605,10 +628,91 @@ def test_residual_without_metadata_is_the_paper_rule():
     """With the overall accuracy as the base, base + mean deviation = the paper's average."""
     results, slices, _ = random_case(n=90, seed=9)
     for scheme in ("loo", "kfold"):
-        a = heldout_policy_scores(results, slices, scheme=scheme, min_slice_size=3, shrink=6.0)
+        a = heldout_policy_scores(
+            results, slices, scheme=scheme, min_slice_size=3, shrink=6.0, rule="paper"
+        )
         b = heldout_policy_scores(
             results, slices, scheme=scheme, min_slice_size=3, shrink=6.0, rule="residual"
         )
         has = a.has
         assert np.allclose(a.scores[has], b.scores[has])
         assert (a.choose() == b.choose()).all()
+
+
+def _planted(n: int = 2400, seed: int = 0, skill_signal: bool = True):
+    """Two models, four categories, a skill slice crossing them; B wins on the skill.
+
+    A is better on categories c0/c1, B on c2/c3; the slice ``S`` (a third of every
+    category) flips the winner to B when ``skill_signal``; ``noise`` slices are random.
+    """
+    rng = np.random.default_rng(seed)
+    uids = [f"u{i:05d}" for i in range(n)]
+    cat = rng.integers(0, 4, n)
+    in_s = rng.random(n) < 1 / 3
+    pa = np.where(cat < 2, 0.75, 0.6)
+    pb = np.where(cat < 2, 0.6, 0.75)
+    if skill_signal:
+        pb = np.where(in_s, 0.9, pb)
+    table = {
+        "A": dict(zip(uids, (rng.random(n) < pa).astype(float), strict=True)),
+        "B": dict(zip(uids, (rng.random(n) < pb).astype(float), strict=True)),
+    }
+    spec = {"S": [u for u, s in zip(uids, in_s, strict=True) if s]}
+    for k in range(6):
+        spec[f"noise{k}"] = [u for u in uids if rng.random() < 0.2]
+    instances = pl.DataFrame(
+        {
+            "uid": uids,
+            "benchmark": ["b"] * n,
+            "metadata": [json.dumps({"category": f"c{c}"}) for c in cat],
+        }
+    )
+    return make_results(table), make_slices(spec), instances
+
+
+def test_hierarchical_rule_uses_skills_beyond_the_metadata():
+    """Planted skill effect: the hierarchical policy beats the category router."""
+    results, slices, instances = _planted(skill_signal=True)
+    ev = evaluate_routing(
+        results, slices, instances, metadata_column="category",
+        metadata_slices=["category"], n_boot=200, schemes=("loo", "kfold"),
+    )  # fmt: skip
+    for scheme in ("loo", "kfold"):
+        got = _rows(ev, scheme)
+        assert got["skill_policy"]["accuracy"] > got["metadata_router"]["accuracy"] + 0.005
+        assert got["skill_policy"]["gain_ci_low"] > 0
+    policy = fit_policy(results, slices, instances, metadata_slices=["category"])
+    assert policy["rule"] == "hierarchical"
+    assert 0 < policy["skill_shrink"] < 1e6
+    assert route_skills(["S"], policy, {"category": "c0"})["model"] == "B"
+    assert route_skills([], policy, {"category": "c0"})["model"] == "A"
+
+
+def test_hierarchical_rule_without_skill_signal_is_the_category_router():
+    """Random skill slices: the EB shrinkage leaves the category router's accuracy."""
+    results, slices, instances = _planted(skill_signal=False, seed=4)
+    ev = evaluate_routing(
+        results, slices.filter(pl.col("skill_id") != "S"), instances,
+        metadata_column="category", metadata_slices=["category"], n_boot=200,
+    )  # fmt: skip
+    for scheme in ("loo", "kfold"):
+        got = _rows(ev, scheme)
+        assert got["skill_policy"]["accuracy"] >= got["metadata_router"]["accuracy"] - 0.001
+        assert got["skill_policy"]["accuracy"] >= got["best_single"]["accuracy"] - 0.001
+
+
+def test_hierarchical_rule_near_chance_is_not_below_random():
+    """Three near-chance models, tiny noisy slices: never worse than a random choice."""
+    rng = np.random.default_rng(7)
+    n = 400
+    uids = [f"q{i:03d}" for i in range(n)]
+    table = {
+        m: dict(zip(uids, (rng.random(n) < p).astype(float), strict=True))
+        for m, p in (("m0", 0.22), ("m1", 0.25), ("m2", 0.18))
+    }
+    spec = {f"s{k}": [u for u in uids if rng.random() < 0.08] for k in range(40)}
+    ev = evaluate_routing(make_results(table), make_slices(spec), min_slice_size=5, n_boot=200)
+    for scheme in ("loo", "kfold"):
+        got = _rows(ev, scheme)
+        assert got["skill_policy"]["accuracy"] >= got["random"]["accuracy"]
+        assert got["skill_policy"]["accuracy"] >= got["best_single"]["accuracy"] - 0.001

@@ -12,7 +12,7 @@ The questions were written for this project. Two kinds of subject:
 
 Every row is ``{"instance_id", "question", "options", "answer", "subject", "difficulty"}``;
 ``answer`` is the letter of the correct option, and correct positions are balanced over A-D.
-The output is deterministic: ``python demo/benchmark/build_questions.py`` always writes the
+The output is deterministic: ``python examples/live/benchmark/build_questions.py`` always writes the
 same bytes.
 """
 
