@@ -116,14 +116,14 @@ def evaluate(project_dir: str, model_name: str) -> None:
     from skill_assets.registry import load_project
     from skill_assets.runner import preflight
 
-    project = load_project(project_dir)
+    project = load_project(project_dir, allow_missing_results=True)
     entry = project.model(model_name)
     if entry.provider is None:
         raise RegistryError(
             f"{project.registry_path}: model {model_name!r} has no 'provider'; nothing to run"
         )
     instances = preflight(project)
-    resource = ProjectResource(project_dir=str(project.root))
+    resource = ProjectResource(project_dir=str(project.root), allow_missing_results=True)
     client = resource.llm_client(entry)
     judge = project.registry.judge
     judge_client = make_judge_client(judge, resource.call_cache()) if judge else None
