@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,8 +85,14 @@ def test_paths_from_data_stay_inside_the_project(tmp_path):
         load_project(root)
     # a skills file given as a symlink to the outside
     (lm / "sub").unlink()
-    reg.write_text(reg.read_text().replace("  - name: lm\n    results: results/lm\n    format: lm-eval\n", ""))
+    reg.write_text(
+        reg.read_text().replace("  - name: lm\n    results: results/lm\n    format: lm-eval\n", "")
+    )
     (root / "skills.jsonl").symlink_to(tmp_path / "outside.jsonl")
-    reg.write_text(reg.read_text().replace("path: data/bench.jsonl", "path: data/bench.jsonl\n    skills: skills.jsonl"))
+    reg.write_text(
+        reg.read_text().replace(
+            "path: data/bench.jsonl", "path: data/bench.jsonl\n    skills: skills.jsonl"
+        )
+    )
     with pytest.raises(RegistryError, match=r"benchmarks\[0\].skills.*escapes the project"):
         load_project(root)
