@@ -575,6 +575,12 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
             project.resolve(b.skills, f"benchmarks[{i}].skills")
         if b.options is not None:
             parse_options(b.options, f"{registry_path}: key 'benchmarks[{i}].options'")
+            if b.format not in ("lm-eval", "inspect", "helm") and b.options:
+                raise RegistryError(
+                    f"{registry_path}: key 'benchmarks[{i}].options': importer options apply"
+                    " to harness outputs (format lm-eval, inspect or helm) only; an instances"
+                    " file takes none"
+                )
     for i, m in enumerate(registry.models):
         if m.results is not None:
             if m.provider is not None and not (project.root / m.results).exists():
@@ -588,6 +594,7 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
             project.resolve(m.results, f"models[{i}].results")
         if m.options is not None:
             parse_options(m.options, f"{registry_path}: key 'models[{i}].options'")
+            _generic_options(project, i, m)
     for i, pair in enumerate(registry.compare):
         for name in pair:
             if name not in {m.name for m in registry.models}:
@@ -606,6 +613,24 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
     if registry.routing.metadata_column is not None and not registry.routing.metadata_column:
         raise RegistryError(f"{registry_path}: key 'routing.metadata_column': empty")
     return project
+
+
+def _generic_options(project: Project, i: int, m: ModelEntry) -> None:
+    """Generic results files use `ignore_unknown` only; any other option would do nothing."""
+    from skill_assets.importers import detect_format
+
+    path = project.results_path(m.name)
+    if path is None or not m.options:
+        return
+    fmt = m.format or detect_format(path)
+    if fmt not in ("generic", "jsonl", "csv", "parquet"):
+        return
+    unused = sorted(set(m.options) - {"ignore_unknown"})
+    if unused:
+        raise RegistryError(
+            f"{project.registry_path}: key 'models[{i}].options.{unused[0]}': not used by a"
+            " generic results file (only 'ignore_unknown' applies)"
+        )
 
 
 def stable_hash(*parts) -> str:
