@@ -217,10 +217,15 @@ def _wipe(instance, problem: Problem) -> None:
     from dagster import AssetKey
 
     key = AssetKey(problem.asset)
-    if problem.partition is None:
-        instance.wipe_assets([key])
-    else:
-        instance.wipe_asset_partitions(key, [problem.partition])
+    if problem.partition is not None:
+        try:
+            instance.wipe_asset_partitions(key, [problem.partition])
+            return
+        except NotImplementedError:
+            # SQLite event storage cannot wipe one partition: wipe the asset, and every
+            # partition of it is re-materialized (imports and cached LLM calls: cheap).
+            pass
+    instance.wipe_assets([key])
 
 
 def _set_aside(path: Path) -> Path:
@@ -241,8 +246,10 @@ def repair(project: Project, problems: list[Problem], instance) -> list[str]:
     for p in problems:
         if not p.rematerializable:
             continue
-        if p.path == project.lancedb_dir:
-            shutil.rmtree(p.path, ignore_errors=True)
+        if p.path == project.lancedb_dir:  # only our table: other caches may live there
+            from resources.vector_store import TABLE
+
+            shutil.rmtree(p.path / f"{TABLE}.lance", ignore_errors=True)
         elif p.path.exists():
             p.path.unlink()
         _wipe(instance, p)
