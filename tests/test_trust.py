@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,142 @@ def test_paths_from_data_stay_inside_the_project(tmp_path):
     )
     with pytest.raises(RegistryError, match=r"benchmarks\[0\].skills.*escapes the project"):
         load_project(root)
+
+
+# ------------------------------------------------- a project run once for items 3, 4 and 5
+ATTACK = (
+    "![pixel](http://evil.example/pixel.png) <img src=http://evil.example/i.png>"
+    " [click](http://evil.example/x) <http://evil.example/auto> <b>bold</b> a|b `tick`"
+)
+SKILLS = {  # bring-your-own skill labels per subject (general > specific)
+    "arithmetic": "Mathematics > Arithmetic > Addition",
+    "chemistry": "Science > Chemistry > Stoichiometry",
+    "geography": "Knowledge > Geography > Capitals",
+    "python": "Programming > Python > Strings",
+    # an annotator (or a file) may return a remote image as a skill name
+    "grammar": "Language > Grammar > ![g](http://evil.example/skill.png)",
+}
+
+
+@pytest.fixture(scope="module")
+def byo_project(tmp_path_factory):
+    """Plain data with a `skills_column`, a question carrying Markdown/HTML that would fetch
+    remote resources, and a model whose results name no known instance (ignore_unknown)."""
+    root = write_project(tmp_path_factory.mktemp("byo") / "p", n_per_subject=8)
+    path = root / "data" / "bench.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    for r in rows:
+        r["skills"] = SKILLS[r["subject"]]
+    rows[0]["question"] = "What is 2 plus 3? " + ATTACK
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (root / "results" / "ghost.jsonl").write_text(
+        json.dumps({"instance_id": "no-such-id", "correct": 1}) + "\n"
+    )
+    reg = root / "skill-slices.yaml"
+    reg.write_text(
+        reg.read_text()
+        .replace("path: data/bench.jsonl", "path: data/bench.jsonl\n    skills_column: skills")
+        .replace(
+            "models:\n",
+            "models:\n  - name: ghost\n    results: results/ghost.jsonl\n"
+            "    options:\n      ignore_unknown: true\n",
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = _cli("run", "--project", str(root), env=env)
+    return root, run, env
+
+
+def _md_values(root: Path) -> dict[str, str]:
+    """Every Markdown metadata value of every asset's latest materialization."""
+    from dagster import AssetKey, DagsterInstance, MarkdownMetadataValue
+
+    from skill_assets.runner import prepare_dagster_home
+
+    prepare_dagster_home(load_project(root))
+    instance = DagsterInstance.get()
+    out = {}
+    try:
+        for key in instance.get_asset_keys():
+            for rec in instance.fetch_materializations(AssetKey(key.path), limit=20).records:
+                mat = rec.asset_materialization
+                for name, value in mat.metadata.items():
+                    if isinstance(value, MarkdownMetadataValue):
+                        out[f"{key.to_user_string()}[{mat.partition}].{name}"] = value.value
+    finally:
+        instance.dispose()
+    return out
+
+
+def _fetching_tokens(markdown: str) -> list[str]:
+    """Images (other than our inline data: PNGs), links and raw HTML, as markdown-it sees them."""
+    from markdown_it import MarkdownIt
+
+    bad, stack = [], list(MarkdownIt("commonmark").enable("table").parse(markdown))
+    while stack:
+        t = stack.pop()
+        src = str(t.attrs.get("src", ""))
+        if t.type == "image" and not src.startswith("data:image/png;base64,"):
+            bad.append(src)
+        if t.type == "link_open" or t.type.startswith("html"):
+            bad.append(t.type)
+        stack.extend(t.children or [])
+    return bad
+
+
+# ------------------------------------------------------------- 3. no fetch from metadata
+def test_markdown_metadata_never_fetches_and_shows_text_faithfully(byo_project):
+    from markdown_it import MarkdownIt
+
+    root, run, _ = byo_project
+    values = _md_values(root)
+    assert any(k.startswith("benchmark_instances") for k in values), sorted(values)
+    assert any(k.startswith("skill_insights") for k in values), sorted(values)
+    for name, md in values.items():
+        assert _fetching_tokens(md) == [], name
+        assert "evil.example" not in "".join(_fetching_tokens(md))
+    # the question's text is shown as it is (escaped, not stripped), as far as the preview goes
+    html = (
+        MarkdownIt("commonmark")
+        .enable("table")
+        .render(values["benchmark_instances[bench].preview"])
+    )
+    shown = ATTACK[:40].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert shown in html.replace("&quot;", '"'), html[:2000]
+    # the HTML report neither loads nor links remote resources from data
+    report = _cli("report", "--project", str(root), env=byo_project[2])
+    assert report.returncode == 0, report.stderr[-2000:]
+    page = Path(report.stdout.strip().splitlines()[-1]).read_text()
+    assert 'src="http' not in page and 'href="http://evil' not in page
+
+
+# --------------------------------------------------------- 4. bring-your-own skills work
+def test_bring_your_own_skills_end_to_end(byo_project):
+    import polars as pl
+
+    from skill_assets.runner import read_asset
+
+    root, run, env = byo_project
+    project = load_project(root)
+    mentions = read_asset(project, "skill_mentions")
+    assert mentions["span"].null_count() == mentions.height  # imported: no spans at all
+    assert mentions.filter(pl.col("level") == 0)["skill_name"].n_unique() == len(SKILLS)
+    insights = read_asset(project, "skill_insights")
+    assert insights is not None and insights.height > 0
+    iid = insights["insight_id"][0]
+    out = _cli("explain", iid, "--project", str(root), env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no span" in out.stdout and iid in out.stdout
+    js = _cli("explain", iid, "--json", "--project", str(root), env=env)
+    assert js.returncode == 0 and iid in js.stdout
+    assert all(st["span"] is None for i in json.loads(js.stdout)["instances"] for st in i["steps"])
+
+
+# ------------------------------------------------------------------- 5. failure is loud
+def test_a_model_without_results_fails_the_run_loudly(byo_project):
+    root, run, _ = byo_project
+    assert run.returncode == 1, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["models"] == {"ghost": 0, "alpha": 40, "beta": 40}
+    errors = [x for x in run.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "model 'ghost': no results on any benchmark" in errors[0]
