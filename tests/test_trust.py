@@ -236,3 +236,144 @@ def test_a_model_without_results_fails_the_run_loudly(byo_project):
     assert summary["models"] == {"ghost": 0, "alpha": 40, "beta": 40}
     errors = [x for x in run.stderr.splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and "model 'ghost': no results on any benchmark" in errors[0]
+
+
+def test_failures_and_silent_options_are_loud(tmp_path):
+    from tests.fake_openai_server import FakeOpenAIServer
+    from tests.test_graph_llm import responder
+
+    root = write_project(tmp_path / "p", n_per_subject=2)
+    reg = root / "skill-slices.yaml"
+    base = reg.read_text()
+
+    # a typo'd results path on a model that also has a provider: an error, except for evaluate
+    reg.write_text(
+        base.replace(
+            "models:\n",
+            "models:\n  - name: live\n    provider: openai-compatible\n    model: m\n"
+            "    base_url: http://127.0.0.1:9/v1\n    results: results/lvie.jsonl\n",
+        )
+    )
+    with pytest.raises(RegistryError, match=r"models\[0\].results.*does not exist.*evaluate"):
+        load_project(root)
+    assert load_project(root, allow_missing_results=True).results_path("live") is None
+
+    # a key given twice: the last value would silently win
+    reg.write_text(base.replace("routing:\n", "routing:\n  shrink: 1\n  shrink: 2\n"))
+    with pytest.raises(RegistryError, match=r"line \d+: .*duplicate key 'shrink'"):
+        load_project(root)
+
+    # options that would do nothing are rejected; ignore_unknown does what it says
+    reg.write_text(
+        base.replace(
+            "    path: data/bench.jsonl\n",
+            "    path: data/bench.jsonl\n    options:\n      task: x\n",
+        )
+    )
+    with pytest.raises(RegistryError, match=r"benchmarks\[0\].options.*harness outputs"):
+        load_project(root)
+    with_opts = base.replace(
+        "  - name: alpha\n    results: results/all.jsonl\n",
+        "  - name: alpha\n    results: results/all.jsonl\n    options:\n      metric: acc\n",
+    )
+    reg.write_text(with_opts)
+    with pytest.raises(RegistryError, match=r"models\[0\].options.metric.*generic results"):
+        load_project(root)
+    from skill_assets.runner import preflight
+
+    with (root / "results" / "all.jsonl").open("a") as fh:
+        fh.write(json.dumps({"instance_id": "stray", "model": "alpha", "correct": 1}) + "\n")
+    reg.write_text(base)
+    with pytest.raises(RegistryError, match="unknown instance_id 'stray'"):
+        preflight(load_project(root))
+    reg.write_text(with_opts.replace("metric: acc", "ignore_unknown: true"))
+    preflight(load_project(root))  # the stray row is skipped, as the option says
+
+    # every annotator call fails: one clear line, non-zero exit, nothing half-built
+    lines = (root / "results" / "all.jsonl").read_text().splitlines()
+    (root / "results" / "all.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    with FakeOpenAIServer(responder=responder, faults=lambda body: "500") as srv:
+        reg.write_text(
+            base.replace(
+                "annotator:\n  provider: taxonomy\n",
+                f"annotator:\n  provider: openai-compatible\n  model: a\n"
+                f"  base_url: {srv.base_url}\n  max_retries: 0\n",
+            )
+        )
+        out = _cli("run", "--project", str(root), "--quiet")
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "ColumnNotFoundError" not in out.stderr and "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: rationales [bench]: all 10 LLM calls failed (first error:")
+    assert "base_url" in line and "run again" in line
+    assert not (root / ".skill-slices" / "assets" / "skill_embeddings.parquet").exists()
+
+
+# ------------------------------------------------------- 6. damaged state is healed
+def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
+    import shutil
+
+    import polars as pl
+
+    from skill_assets.runner import read_asset
+
+    src, _, env = byo_project
+    root = tmp_path / "copy"
+    shutil.copytree(src, root, symlinks=True)
+    state = root / ".skill-slices"
+    assets = state / "assets"
+    (assets / "model_results" / "bench" / "beta.parquet").unlink()
+    (assets / "rationales" / "bench.parquet").unlink()
+    (assets / "skill_insights.parquet").write_bytes(b"PAR1" + b"garbage" * 100 + b"PAR1")
+    fragment = next((state / "lancedb").rglob("data/*.lance"))
+    fragment.write_bytes(fragment.read_bytes()[:100])
+
+    # reading commands refuse to answer from partial state (2 of 3 models)
+    for cmd in (["report"], ["insights"]):
+        out = _cli(*cmd, "--project", str(root), env=env)
+        assert out.returncode == 2, out.stdout[-2000:]
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert "beta.parquet: missing" in out.stderr and "skill-slices run" in out.stderr
+    doctor = _cli("doctor", "--project", str(root), env=env)
+    assert doctor.returncode == 1
+    found = doctor.stdout
+    for what in (
+        "beta.parquet: missing",
+        "rationales/bench.parquet",
+        "skill_insights.parquet",
+        "unreadable LanceDB table",
+    ):
+        assert what in found, found
+
+    run = _cli("run", "--project", str(root), "--quiet", env=env)
+    assert "state damaged: model_results [bench|beta]" in run.stderr, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert {"model_results", "rationales", "skill_embeddings", "skill_insights"} <= set(
+        summary["materialized"]
+    )
+    assert summary["models"] == {"ghost": 0, "alpha": 40, "beta": 40}
+    again = _cli("doctor", "--project", str(root), env=env)
+    assert again.returncode == 0 and again.stdout.strip() == "state ok", again.stdout
+    project = load_project(root)
+    assert set(read_asset(project, "model_results")["model"].unique()) == {"alpha", "beta"}
+    assert (
+        read_asset(project, "skill_insights").height
+        == read_asset(load_project(src), "skill_insights").height
+    )
+    assert read_asset(project, "rationales").filter(pl.col("error").is_null()).height == 40
+
+    # stores nothing rebuilds: one line naming the file and the fix; doctor sets them aside
+    (state / "llm_calls.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)
+    index = state / "dagster" / "history" / "runs" / "index.db"
+    index.write_bytes(b"this is not a database" * 10)
+    for cmd in (["run", "--quiet"], ["doctor"]):
+        out = _cli(*cmd, "--project", str(root), env=env)
+        assert out.returncode != 0
+        text = out.stderr.strip() if cmd[0] == "run" else out.stdout.strip()
+        assert "Traceback" not in out.stderr and str(index) in text, (out.stdout, out.stderr)
+        assert "llm_calls.sqlite" in text and "doctor --repair" in text
+    fixed = _cli("doctor", "--repair", "--project", str(root), env=env)
+    assert fixed.returncode == 0 and fixed.stdout.count("repaired:") == 2, fixed.stdout
+    rerun = _cli("run", "--quiet", "--project", str(root), env=env)
+    assert json.loads(rerun.stdout.strip().splitlines()[-1])["models"]["beta"] == 40
+    assert _cli("doctor", "--project", str(root), env=env).stdout.strip() == "state ok"
