@@ -141,6 +141,19 @@ class LLMEntry(_Secrets):
         return self
 
 
+_LLM_ONLY = {
+    "model",
+    "base_url",
+    "api_key_env",
+    "prompt_template",
+    "batch",
+    "batch_poll_s",
+    "chat_format",
+    "model_path",
+    "structured_mode",
+}
+
+
 class AnnotatorEntry(_Secrets):
     """`taxonomy` is the offline default; any LLM provider runs the paper's rationale prompt."""
 
@@ -166,6 +179,16 @@ class AnnotatorEntry(_Secrets):
 
     @model_validator(mode="after")
     def _check(self):
+        # Settings the chosen annotator would ignore are errors, not silent no-ops.
+        if self.provider == "taxonomy":
+            unused = sorted(self.model_fields_set & _LLM_ONLY)
+            if unused:
+                raise ValueError(
+                    f"'{unused[0]}' does nothing for the offline taxonomy annotator"
+                    " (it applies to LLM annotators)"
+                )
+        elif "max_paths" in self.model_fields_set:
+            raise ValueError("'max_paths' applies to the taxonomy annotator only")
         if self.provider != "taxonomy" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs a model")
         if self.provider == "openai-compatible" and not self.base_url:

@@ -208,6 +208,8 @@ def check(project: Project, instance=None) -> list[Problem]:
         pairs = _materialized(instance, project)
     else:
         pairs = registry_partitions(project) if project.assets_dir.exists() else []
+        # and every aggregate asset that has a file (a missing one was never materialized)
+        pairs += [(f.stem, None) for f in sorted(project.assets_dir.glob("*.parquet"))]
     return problems + asset_problems(project, pairs)
 
 

@@ -128,10 +128,27 @@ def byo_project(tmp_path_factory):
     (root / "results" / "ghost.jsonl").write_text(
         json.dumps({"instance_id": "no-such-id", "correct": 1}) + "\n"
     )
+    # a second benchmark whose skills come in a separate `skills:` file
+    extra = [
+        {"instance_id": f"e{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i)}
+        for i in range(6)
+    ]
+    (root / "data" / "extra.jsonl").write_text("\n".join(json.dumps(r) for r in extra) + "\n")
+    (root / "data" / "extra_skills.jsonl").write_text(
+        "\n".join(
+            json.dumps({"instance_id": r["instance_id"], "skills": SKILLS["arithmetic"]})
+            for r in extra
+        )
+        + "\n"
+    )
     reg = root / "skill-slices.yaml"
     reg.write_text(
         reg.read_text()
-        .replace("path: data/bench.jsonl", "path: data/bench.jsonl\n    skills_column: skills")
+        .replace(
+            "path: data/bench.jsonl",
+            "path: data/bench.jsonl\n    skills_column: skills\n"
+            "  - name: extra\n    path: data/extra.jsonl\n    skills: data/extra_skills.jsonl",
+        )
         .replace(
             "models:\n",
             "models:\n  - name: ghost\n    results: results/ghost.jsonl\n"
@@ -217,6 +234,8 @@ def test_bring_your_own_skills_end_to_end(byo_project):
     mentions = read_asset(project, "skill_mentions")
     assert mentions["span"].null_count() == mentions.height  # imported: no spans at all
     assert mentions.filter(pl.col("level") == 0)["skill_name"].n_unique() == len(SKILLS)
+    extra = mentions.filter(pl.col("benchmark") == "extra")
+    assert extra["uid"].n_unique() == 6 and extra["level"].max() == 2  # from the skills file
     insights = read_asset(project, "skill_insights")
     assert insights is not None and insights.height > 0
     iid = insights["insight_id"][0]
@@ -279,6 +298,11 @@ def test_failures_and_silent_options_are_loud(tmp_path):
     reg.write_text(with_opts)
     with pytest.raises(RegistryError, match=r"models\[0\].options.metric.*generic results"):
         load_project(root)
+    reg.write_text(
+        base.replace("  provider: taxonomy\n", "  provider: taxonomy\n  model: gpt-4o\n")
+    )
+    with pytest.raises(RegistryError, match="'model' does nothing for the offline taxonomy"):
+        load_project(root)
     from skill_assets.runner import preflight
 
     with (root / "results" / "all.jsonl").open("a") as fh:
@@ -333,7 +357,8 @@ def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
         out = _cli(*cmd, "--project", str(root), env=env)
         assert out.returncode == 2, out.stdout[-2000:]
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
-        assert "beta.parquet: missing" in out.stderr and "skill-slices run" in out.stderr
+        assert ".parquet: missing" in out.stderr and "skill-slices run" in out.stderr
+        assert "(and 3 more)" in out.stderr
     doctor = _cli("doctor", "--project", str(root), env=env)
     assert doctor.returncode == 1
     found = doctor.stdout
@@ -360,7 +385,7 @@ def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
         read_asset(project, "skill_insights").height
         == read_asset(load_project(src), "skill_insights").height
     )
-    assert read_asset(project, "rationales").filter(pl.col("error").is_null()).height == 40
+    assert read_asset(project, "rationales").filter(pl.col("error").is_null()).height == 46
 
     # stores nothing rebuilds: one line naming the file and the fix; doctor sets them aside
     (state / "llm_calls.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)
@@ -377,3 +402,44 @@ def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
     rerun = _cli("run", "--quiet", "--project", str(root), env=env)
     assert json.loads(rerun.stdout.strip().splitlines()[-1])["models"]["beta"] == 40
     assert _cli("doctor", "--project", str(root), env=env).stdout.strip() == "state ok"
+
+
+# ------------------------------------------------------------ 7. metadata stays small
+def test_one_huge_question_keeps_the_dagster_instance_small(tmp_path):
+    from dagster import AssetKey, DagsterInstance, materialize
+
+    from definitions import build_definitions
+    from skill_assets.runner import QUIET, prepare_dagster_home, sync_partitions
+
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+    root = write_project(tmp_path / "p", n_per_subject=2)
+    path = root / "data" / "bench.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[0]["question"] = "What is this? " + "lorem ipsum " * (50 * 2**20 // 12)  # 50 MB
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    project = load_project(root)
+    prepare_dagster_home(project)
+    defs = build_definitions(root)
+    instance = DagsterInstance.get()
+    try:
+        sync_partitions(instance, project)
+        before = size(project.dagster_home)
+        result = materialize(
+            list(defs.assets),
+            instance=instance,
+            resources=defs.resources,
+            partition_key="bench",
+            selection=[AssetKey("benchmark_instances")],
+            run_config=QUIET,
+        )
+        assert result.success
+        growth = size(project.dagster_home) - before
+        mat = result.asset_materializations_for_node("benchmark_instances")[0]
+    finally:
+        instance.dispose()
+    assert growth < 5 * 2**20, f"the instance grew by {growth / 2**20:.1f} MB"
+    assert "table" not in mat.metadata and "stats" not in mat.metadata
+    assert mat.metadata["dagster/partition_row_count"].value == 10  # the useful parts remain
+    assert "lorem ipsum" in mat.metadata["preview"].value  # a bounded preview, not nothing
