@@ -315,10 +315,15 @@ def doctor(project_dir: str, repair: bool) -> None:
     Dagster storage is set aside as `<name>.damaged-<time>`. Exits 1 while problems remain.
     """
     from skill_assets.registry import load_project
+    from skill_assets.runner import project_lock
     from skill_assets.state_health import doctor as check_state
 
     project = load_project(project_dir)
-    result = check_state(project, repair_state=repair)
+    if repair:  # never repair under a running `run`
+        with project_lock(project, wait=False):
+            result = check_state(project, repair_state=True)
+    else:
+        result = check_state(project)
     for line in result["problems"]:
         click.echo(f"problem: {line}")
     for line in result["repaired"]:
