@@ -296,11 +296,12 @@ def _format_findings(df) -> str:
     return "\n".join(lines)
 
 
-def _complete(project):
-    """The project, after checking that no asset file it implies is missing or damaged."""
+def _complete(project, *partitioned: str):
+    """The project, after checking that no asset file the command reads is missing or
+    damaged (results and instances of every registry entry, and the aggregates)."""
     from skill_assets.state_health import require_complete
 
-    require_complete(project)
+    require_complete(project, ("benchmark_instances", "model_results", *partitioned))
     return project
 
 
@@ -377,7 +378,7 @@ def explain(insight_id: str, project_dir: str, as_json: bool) -> None:
     from skill_assets.lineage import format_explanation, to_json
     from skill_assets.registry import load_project
 
-    ex = build(_complete(load_project(project_dir)), insight_id)
+    ex = build(_complete(load_project(project_dir), "rationales", "skill_mentions"), insight_id)
     click.echo(to_json(ex) if as_json else format_explanation(ex))
 
 

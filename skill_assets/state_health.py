@@ -198,9 +198,10 @@ def asset_problems(project: Project, pairs) -> list[Problem]:
     return out
 
 
-def check(project: Project, instance=None) -> list[Problem]:
+def check(project: Project, instance=None, partitioned=None) -> list[Problem]:
     """Every problem found: stores first; then, with a Dagster instance, every file of
-    every materialized asset partition (without one: the files the registry implies)."""
+    every materialized asset partition (without one: the files the registry implies for
+    the `partitioned` assets named, default all, and every aggregate that has a file)."""
     problems = store_problems(project)
     if any(_in_dagster(project, p) for p in problems):
         return problems  # Dagster's record cannot be read: nothing to compare files with
@@ -208,6 +209,8 @@ def check(project: Project, instance=None) -> list[Problem]:
         pairs = _materialized(instance, project)
     else:
         pairs = registry_partitions(project) if project.assets_dir.exists() else []
+        if partitioned is not None:
+            pairs = [(a, p) for a, p in pairs if a in partitioned]
         # and every aggregate asset that has a file (a missing one was never materialized)
         pairs += [(f.stem, None) for f in sorted(project.assets_dir.glob("*.parquet"))]
     return problems + asset_problems(project, pairs)
@@ -278,12 +281,15 @@ def checked_instance(project: Project, log=print):
     return instance
 
 
-def require_complete(project: Project) -> None:
-    """Raise one line when an asset file the registry implies is missing or unreadable, so
-    a reading command never answers from partial state (e.g. 2 of 3 models)."""
+def require_complete(
+    project: Project, partitioned=("benchmark_instances", "model_results")
+) -> None:
+    """Raise one line when an asset file the command reads is missing or unreadable (the
+    registry's partitions of the `partitioned` assets, and every aggregate file), so a
+    reading command never answers from partial state (e.g. 2 of 3 models)."""
     if not project.assets_dir.exists():
         return
-    problems = [p for p in check(project) if p.rematerializable]
+    problems = [p for p in check(project, partitioned=partitioned) if p.rematerializable]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise RegistryError(problems[0].line(project) + more)

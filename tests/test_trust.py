@@ -358,7 +358,7 @@ def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
         assert out.returncode == 2, out.stdout[-2000:]
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert ".parquet: missing" in out.stderr and "skill-slices run" in out.stderr
-        assert "(and 3 more)" in out.stderr
+        assert "(and 2 more)" in out.stderr  # results, insights, vectors (not rationales)
     doctor = _cli("doctor", "--project", str(root), env=env)
     assert doctor.returncode == 1
     found = doctor.stdout
