@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from dagster import Definitions
-from dagster_polars import PolarsParquetIOManager
 
+from resources.io_manager import BoundedPolarsParquetIOManager
 from resources.project import ProjectResource
 from skill_assets.assets import ALL_ASSETS
 from skill_assets.automation import automation_sensor, registry_sensor, weekly_live_reevaluation
@@ -28,7 +28,9 @@ def build_definitions(project_dir: str | os.PathLike) -> Definitions:
         asset_checks=ALL_CHECKS,
         resources={
             "project": ProjectResource(project_dir=str(project_dir)),
-            "io_manager": PolarsParquetIOManager(base_dir=str(project_dir / STATE_DIR / "assets")),
+            "io_manager": BoundedPolarsParquetIOManager(
+                base_dir=str(project_dir / STATE_DIR / "assets")
+            ),
         },
         sensors=[registry_sensor, automation_sensor],
         schedules=[weekly_live_reevaluation],

@@ -41,7 +41,6 @@ import gc
 import hashlib
 import json
 import logging
-import mimetypes
 import os
 import random
 import re
@@ -91,7 +90,7 @@ RAW_COMPLETION = "raw"  # chat_format value meaning: plain completion of the joi
 class LLMSettings(BaseModel):
     """How to reach one model. Everything here is secret-free (keys come from env vars)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     provider: Provider
     model: str
@@ -373,8 +372,13 @@ class _Image:
             p = Path(path)
             if not p.is_file():
                 raise _Permanent(f"image not found: {path}")
+            from skill_assets.registry import image_media_type
+
             data = p.read_bytes()
-            media_type = media_type or mimetypes.guess_type(p.name)[0]
+            # Only real images are ever sent: the bytes decide, not the file name.
+            media_type = image_media_type(data[:16])
+            if media_type is None:
+                raise _Permanent(f"not a PNG, JPEG, GIF or WebP image: {p.name}")
             self.name = p.name
         else:
             self.name = None

@@ -15,12 +15,14 @@ class ProjectResource(ConfigurableResource):
     """A skill-slices project folder (registry + `.skill-slices/` state)."""
 
     project_dir: str
+    # `evaluate` writes a live model's results file, so it may not exist yet.
+    allow_missing_results: bool = False
 
     @cached_property
     def project(self):
         from skill_assets.registry import load_project
 
-        return load_project(self.project_dir)
+        return load_project(self.project_dir, self.allow_missing_results)
 
     def reload(self):
         from skill_assets.registry import load_project

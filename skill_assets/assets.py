@@ -22,25 +22,29 @@ from skill_assets.atomic import atomic_path
 from skill_assets.importers import load_results
 from skill_assets.instances import load_benchmark
 from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
+from skill_assets.registry import RegistryError
+from skill_assets.safe_markdown import md_code, md_text, safe_md
 from skill_assets.schemas import RESULTS, conform
 
 EAGER = AutomationCondition.eager()
 
 
 def _preview(df: pl.DataFrame, n: int = 10) -> MetadataValue:
-    """A Markdown table of the first rows, with long cells shortened."""
+    """A Markdown table of the first rows: cells shortened and escaped (data never renders
+    as an image, link or HTML in the UI)."""
     if df.height == 0:
         return MetadataValue.md("*(empty)*")
     small = df.head(n).with_columns(
         [pl.col(c).cast(pl.String).str.slice(0, 80) for c, t in df.schema.items() if t == pl.String]
     )
-    cols = [c for c, t in small.schema.items() if not isinstance(t, pl.List)]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    cols = [c for c, t in small.schema.items() if not isinstance(t, (pl.List, pl.Struct))]
+    lines = [
+        "| " + " | ".join(md_text(c, 80) for c in cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
     for row in small.select(cols).iter_rows():
-        lines.append(
-            "| " + " | ".join("" if v is None else str(v).replace("|", "/") for v in row) + " |"
-        )
-    return MetadataValue.md("\n".join(lines))
+        lines.append("| " + " | ".join(md_text(v, 80) for v in row) + " |")
+    return safe_md("\n".join(lines))
 
 
 def _fp(project, asset_name: str, partition: str | None) -> str:
@@ -65,6 +69,16 @@ def _concat(parts, schema: dict | None = None) -> pl.DataFrame:
     if not frames:
         return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
     return pl.concat(frames, how="vertical_relaxed")
+
+
+def _all_failed(what: str, n: int, first_error) -> RegistryError:
+    """The one-line error of an asset whose every LLM call failed (nothing is stored, so
+    nothing downstream runs on an empty frame; the next run asks again)."""
+    return RegistryError(
+        f"{what}: all {n} LLM calls failed (first error: {str(first_error)[:200]}); check the"
+        " entry's base_url, model and the key in its api_key_env variable, then run again"
+        " (failed calls are not cached)"
+    )
 
 
 def _llm_meta(stats: dict) -> dict:
@@ -142,6 +156,10 @@ def model_results(
             batch_state_dir=proj.state_dir / "batches",
         )
         failures = fail_df.height
+        if failures and failures == benchmark_instances.height:
+            raise _all_failed(
+                f"model_results [{context.partition_key}]", failures, fail_df["error"][0]
+            )
         judged = stats.get("judge") or {}
         if judge is not None:  # the judge's calls and cost count toward this asset's totals
             stats = merge_stats(stats, judge.stats)
@@ -207,6 +225,8 @@ def annotate(
         .len()
         .sort("len", descending=True)
     )
+    if rationales.height and failed_calls.height == rationales.height:
+        raise _all_failed(f"rationales [{name}]", failed_calls.height, failed_calls["error"][0])
     common = {"seconds": round(elapsed, 2), **_llm_meta(stats)}
     yield _out(
         rationales,
@@ -320,7 +340,7 @@ def slice_accuracy(
         overall_accuracy=_preview(overall),
         models=results["model"].n_unique() if results.height else 0,
         small_slices=df.filter(pl.col("small")).height if df.height else 0,
-        accuracy_heatmap=MetadataValue.md(heat or "*(nothing to plot)*"),
+        accuracy_heatmap=safe_md(heat or "*(nothing to plot)*"),
     )
 
 
@@ -375,7 +395,7 @@ def skill_insights(
         _fp(proj, "skill_insights", None),
         findings=df.height,
         significant=significant,
-        lineage=MetadataValue.md(
+        lineage=safe_md(
             lineage_markdown(df, skill_slices, _concat(skill_mentions), _concat(rationales))
         ),
         q_level=reg.insights.q_level,
@@ -384,9 +404,9 @@ def skill_insights(
             records=[TableRecord(r) for r in records],
             schema=TableSchema(columns=[TableColumn(k, t) for k, t in columns.items()]),
         ),
-        findings_table=MetadataValue.md(findings_markdown(df, limit=25)),
-        strengths_weaknesses=MetadataValue.md("\n\n".join(pictures) or "*(nothing to plot)*"),
-        headline=MetadataValue.md("```\n" + headline(df) + "\n```"),
+        findings_table=safe_md(findings_markdown(df, limit=25)),
+        strengths_weaknesses=safe_md("\n\n".join(pictures) or "*(nothing to plot)*"),
+        headline=safe_md(md_code(headline(df))),
     )
 
 
@@ -510,7 +530,7 @@ def routing_evaluation(
         df,
         _fp(proj, "routing_evaluation", None),
         table=_preview(df, 30),
-        routing_bars=MetadataValue.md(bars or "*(nothing to plot)*"),
+        routing_bars=safe_md(bars or "*(nothing to plot)*"),
     )
 
 
@@ -583,10 +603,8 @@ def model_evolution(
         fp,
         pairs=MetadataValue.json([list(p) for p in reg.compare]),
         significant=df.filter(pl.col("significant")).height if df.height else 0,
-        summary=MetadataValue.md("```\n" + evolution_summary(df) + "\n```"),
-        evolution_bars=MetadataValue.md(
-            bars or "*(no registered pair; add `compare: [[old, new]]`)*"
-        ),
+        summary=safe_md(md_code(evolution_summary(df))),
+        evolution_bars=safe_md(bars or "*(no registered pair; add `compare: [[old, new]]`)*"),
     )
 
 
@@ -622,7 +640,7 @@ def dataset_view(
         _fp(proj, "dataset_view", None),
         benchmark_mix=_preview(mix, 30),
         accuracy_by_skill=_preview(by_skill, 30),
-        dataset_plot=MetadataValue.md(picture or "*(nothing to plot)*"),
+        dataset_plot=safe_md(picture or "*(nothing to plot)*"),
     )
 
 
@@ -690,7 +708,7 @@ def skill_verification(
         negative_relevance=negative_rate,
         failed_instances=df.filter(pl.col("error").is_not_null())["uid"].n_unique(),
         confusion=MetadataValue.json(counts),
-        confusion_matrix=MetadataValue.md(confusion_markdown(df)),
+        confusion_matrix=safe_md(confusion_markdown(df)),
         **_llm_meta(client.stats),
     )
 

@@ -39,6 +39,21 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except RegistryError as e:
             _fail(str(e))
+        except Exception as e:
+            # A damaged state database gives one line, not a driver traceback.
+            import sqlite3
+
+            try:
+                from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
+            except ImportError:  # pragma: no cover - sqlalchemy ships with dagster
+                SQLAlchemyDatabaseError = sqlite3.DatabaseError  # noqa: N806
+            if not isinstance(e, (sqlite3.DatabaseError, SQLAlchemyDatabaseError)):
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            _fail(
+                f"a project state database is damaged ({first}); "
+                "`skill-slices doctor --project PROJECT` names it and `--repair` sets it aside"
+            )
 
 
 @click.group(cls=_Group)
@@ -56,6 +71,7 @@ def main() -> None:
 )
 def run(project_dir: str, quiet: bool, no_wait: bool) -> None:
     """Register partitions from the registry and materialize everything stale."""
+    from skill_assets import state_health
     from skill_assets.registry import load_project
     from skill_assets.runner import read_asset, run_project
 
@@ -65,13 +81,20 @@ def run(project_dir: str, quiet: bool, no_wait: bool) -> None:
         wait=not no_wait,
         log=lambda m: click.echo(m, err=True),
     )
+    project = load_project(project_dir)
+    # Every registry model is in the summary; one that ended with no result fails the run.
+    summary["models"] = state_health.model_coverage(project)
+    lost = state_health.lost_models(project, summary["models"])
     if not quiet:
-        project = load_project(project_dir)
         _print_headline(project, read_asset)
         for name, info in summary.get("checks_failed", {}).items():
             details = ", ".join(f"{k}={v}" for k, v in info.items() if k != "severity")
             click.echo(f"check {info.get('severity', 'ERROR').lower()}: {name} ({details})")
     click.echo(json.dumps(summary, default=str))
+    for line in lost:
+        click.echo(f"error: {line}", err=True)
+    if lost:
+        sys.exit(1)
 
 
 def _print_headline(project, read_asset) -> None:
@@ -183,14 +206,14 @@ def evaluate(project_dir: str, model_name: str) -> None:
     from skill_assets.registry import load_project
     from skill_assets.runner import preflight
 
-    project = load_project(project_dir)
+    project = load_project(project_dir, allow_missing_results=True)
     entry = project.model(model_name)
     if entry.provider is None:
         raise RegistryError(
             f"{project.registry_path}: model {model_name!r} has no 'provider'; nothing to run"
         )
     instances = preflight(project)
-    resource = ProjectResource(project_dir=str(project.root))
+    resource = ProjectResource(project_dir=str(project.root), allow_missing_results=True)
     client = resource.llm_client(entry)
     try:
         client.check_ready()
@@ -289,7 +312,7 @@ def insights(project_dir, model_name, level, kind, as_json, show_all, top) -> No
     from skill_assets.registry import load_project
     from skill_assets.runner import read_asset
 
-    project = load_project(project_dir)
+    project = _complete(load_project(project_dir))
     df = read_asset(project, "skill_insights")
     if df is None:
         _fail(f"{project.root}: no insights yet; run `skill-slices run --project {project_dir}`")
@@ -354,6 +377,45 @@ def _format_findings(df) -> str:
     return "\n".join(lines)
 
 
+def _complete(project, *partitioned: str):
+    """The project, after checking that no asset file the command reads is missing or
+    damaged (results and instances of every registry entry, and the aggregates)."""
+    from skill_assets.state_health import require_complete
+
+    require_complete(project, ("benchmark_instances", "model_results", *partitioned))
+    return project
+
+
+@main.command()
+@project_option
+@click.option("--repair", is_flag=True, help="Repair what can be repaired (see below).")
+def doctor(project_dir: str, repair: bool) -> None:
+    """Check every stored file of the project's state; print one line per problem.
+
+    With --repair, damaged asset files are removed and marked not materialized (the next
+    `run` re-materializes them, LLM calls coming from the cache); a damaged call cache or
+    Dagster storage is set aside as `<name>.damaged-<time>`. Exits 1 while problems remain.
+    """
+    from skill_assets.registry import load_project
+    from skill_assets.runner import project_lock
+    from skill_assets.state_health import doctor as check_state
+
+    project = load_project(project_dir)
+    if repair:  # never repair under a running `run`
+        with project_lock(project, wait=False):
+            result = check_state(project, repair_state=True)
+    else:
+        result = check_state(project)
+    for line in result["problems"]:
+        click.echo(f"problem: {line}")
+    for line in result["repaired"]:
+        click.echo(f"repaired: {line}")
+    if not result["problems"]:
+        click.echo("state ok")
+    elif not repair:
+        sys.exit(1)
+
+
 @main.command()
 @project_option
 def report(project_dir: str) -> None:
@@ -361,7 +423,7 @@ def report(project_dir: str) -> None:
     from skill_assets.registry import load_project
     from skill_assets.report import write_report
 
-    project = load_project(project_dir)
+    project = _complete(load_project(project_dir))
     click.echo(str(write_report(project)))
 
 
@@ -387,7 +449,7 @@ def route(question, project_dir, file_, out, meta, as_json) -> None:
 
     if (question is None) == (file_ is None):
         _fail("give either QUESTION or --file PATH")
-    project = load_project(project_dir)
+    project = _complete(load_project(project_dir))
     if file_:
         decisions = route_questions(project, read_questions(file_))
         if out:
@@ -430,7 +492,7 @@ def explain(insight_id: str, project_dir: str, as_json: bool) -> None:
     from skill_assets.lineage import format_explanation, to_json
     from skill_assets.registry import load_project
 
-    ex = build(load_project(project_dir), insight_id)
+    ex = build(_complete(load_project(project_dir), "rationales", "skill_mentions"), insight_id)
     click.echo(to_json(ex) if as_json else format_explanation(ex))
 
 

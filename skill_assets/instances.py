@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from skill_assets.io import detect_format, read_rows, row_label
-from skill_assets.registry import RegistryError
+from skill_assets.registry import RegistryError, image_media_type, inside_project
 from skill_assets.schemas import INSTANCES, conform
 
 CORE = ("instance_id", "question", "answer", "options", "image")
@@ -48,7 +48,7 @@ def load_instances(path: Path, benchmark: str, fmt: str | None = None) -> pl.Dat
                 f"{where}: duplicate instance_id {iid!r} (first at {row_label(path, fmt, seen[iid])})"
             )
         seen[iid] = i
-        image = row.get("image")
+        image = row.get("image")  # relative to the file; load_benchmark checks it
         if image:
             image = str((path.parent / str(image)).resolve())
         meta = {k: v for k, v in row.items() if k not in CORE}
@@ -73,6 +73,30 @@ def metadata_column(instances: pl.DataFrame, column: str) -> pl.Series:
     return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)
 
 
+def check_images(df: pl.DataFrame, root: Path, source: Path, fmt: str | None) -> pl.DataFrame:
+    """Every `image` must be a PNG/JPEG/GIF/WebP file inside the project (symlinks resolved).
+
+    Anything else is one error naming the file, the row and the field: a row must never
+    make the annotator or a live model upload an arbitrary local file.
+    """
+    if "image" not in df.columns or df["image"].null_count() == df.height:
+        return df
+    base = source.parent if source.is_file() else source
+    out = []
+    for i, (iid, image) in enumerate(zip(df["instance_id"], df["image"], strict=True)):
+        if not image:
+            out.append(None)
+            continue
+        row = row_label(source, fmt, i) if fmt in ("jsonl", "csv", "parquet") else f"{source}"
+        where = f"{row} (instance_id {iid!r}): field 'image'"
+        path = inside_project(root, base, image, where)
+        with path.open("rb") as fh:
+            if image_media_type(fh.read(16)) is None:
+                raise RegistryError(f"{where}: {image!r} is not a PNG, JPEG, GIF or WebP image")
+        out.append(str(path))
+    return df.with_columns(pl.Series("image", out, dtype=pl.String))
+
+
 def load_benchmark(project, name: str) -> pl.DataFrame:
     """A registered benchmark's instances, from an instances file or a harness output."""
     from skill_assets.importers import load_instances_from_results
@@ -82,5 +106,6 @@ def load_benchmark(project, name: str) -> pl.DataFrame:
     if entry.format in ("lm-eval", "inspect", "helm"):
         df = load_instances_from_results(path, name, entry.format, entry.options)
         if df is not None:
-            return df
-    return load_instances(path, name, entry.format)
+            return check_images(df, project.root, path, entry.format)
+    fmt = detect_format(path, entry.format)
+    return check_images(load_instances(path, name, entry.format), project.root, path, fmt)

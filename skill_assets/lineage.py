@@ -131,7 +131,8 @@ def format_explanation(ex: dict) -> str:
     for inst in ex["instances"]:
         lines.append(f"  {inst['uid']}: {inst['question'][:100]!r}")
         for st in inst["steps"]:
-            lines.append(f"    step {st['step']}: {st['skill_name']} ← {st['span'][:120]!r}")
+            span = (st["span"] or "(no span: imported skill)")[:120]  # imported: no span
+            lines.append(f"    step {st['step']}: {st['skill_name']} ← {span!r}")
         if inst["call"]:
             c = inst["call"]
             lines.append(
@@ -181,7 +182,7 @@ def lineage_markdown(
                 & pl.col("skill_name").is_in(s["member_names"])
             )
             r = rationales.filter(pl.col("uid") == uid)
-            span = m["span"][0][:120] if m.height else ""
+            span = (m["span"][0] or "")[:120] if m.height else ""  # imported skills: no span
             prov = (
                 f"call `{r['call_id'][0][:12]}`"
                 if r.height and r["call_id"][0]

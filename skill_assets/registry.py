@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from skill_assets import atomic
 
@@ -28,10 +38,82 @@ class RegistryError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors never echo the offending value: a pasted key or a URL with
+    # credentials must not reach a traceback or a log.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
-class LLMEntry(_Strict):
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL safe to print or store: user-info, query and fragment replaced by ``***``."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "***"
+    if port:
+        host = f"{host}:{port}"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    return urlunsplit(
+        (
+            parts.scheme,
+            host,
+            parts.path,
+            "***" if parts.query else "",
+            "***" if parts.fragment else "",
+        )
+    )
+
+
+def _check_base_url(url: str | None) -> str | None:
+    """Reject base URLs that carry credentials or cannot be parsed, without echoing them."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError("not a valid URL (value not shown)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL with a host, got {redact_url(url)!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(
+            f"must not carry credentials, a query or a fragment ({redact_url(url)}); "
+            "put the key in the environment variable named by api_key_env"
+        )
+    return url
+
+
+def _check_key_env(name: str | None) -> str | None:
+    if name is not None and not _ENV_NAME.match(name):
+        raise ValueError(
+            "must be the *name* of an environment variable (letters, digits, _); "
+            "the value given looks like something else (not shown) - never put a key here"
+        )
+    return name
+
+
+class _Secrets(_Strict):
+    """Validators shared by every entry that reaches an LLM."""
+
+    @field_validator("base_url", check_fields=False)
+    @classmethod
+    def _base_url(cls, v):
+        return _check_base_url(v)
+
+    @field_validator("api_key_env", check_fields=False)
+    @classmethod
+    def _key_env(cls, v):
+        return _check_key_env(v)
+
+
+class LLMEntry(_Secrets):
     """How to reach an LLM: provider, model and limits. The key never lives here."""
 
     provider: Provider
@@ -61,7 +143,20 @@ class LLMEntry(_Strict):
         return self
 
 
-class AnnotatorEntry(_Strict):
+_LLM_ONLY = {
+    "model",
+    "base_url",
+    "api_key_env",
+    "prompt_template",
+    "batch",
+    "batch_poll_s",
+    "chat_format",
+    "model_path",
+    "structured_mode",
+}
+
+
+class AnnotatorEntry(_Secrets):
     """`taxonomy` is the offline default; any LLM provider runs the paper's rationale prompt."""
 
     provider: Literal["taxonomy", "openai", "anthropic", "openai-compatible", "local"] = "taxonomy"
@@ -86,6 +181,16 @@ class AnnotatorEntry(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        # Settings the chosen annotator would ignore are errors, not silent no-ops.
+        if self.provider == "taxonomy":
+            unused = sorted(self.model_fields_set & _LLM_ONLY)
+            if unused:
+                raise ValueError(
+                    f"'{unused[0]}' does nothing for the offline taxonomy annotator"
+                    " (it applies to LLM annotators)"
+                )
+        elif "max_paths" in self.model_fields_set:
+            raise ValueError("'max_paths' applies to the taxonomy annotator only")
         if self.provider != "taxonomy" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs a model")
         if self.provider == "openai-compatible" and not self.base_url:
@@ -116,7 +221,7 @@ class BenchmarkEntry(_Strict):
     skills: str | None = None
 
 
-class ModelEntry(_Strict):
+class ModelEntry(_Secrets):
     name: str = Field(pattern=r"^[A-Za-z0-9_.:+-]+$")
     results: str | None = None
     format: Literal["generic", "jsonl", "csv", "parquet", "lm-eval", "inspect", "helm"] | None = (
@@ -243,10 +348,18 @@ class Registry(_Strict):
 class Project:
     """A loaded, validated project: its folder, registry and state paths."""
 
-    def __init__(self, root: Path, registry: Registry, registry_path: Path):
+    def __init__(
+        self,
+        root: Path,
+        registry: Registry,
+        registry_path: Path,
+        allow_missing_results: bool = False,
+    ):
         self.root = root
         self.registry = registry
         self.registry_path = registry_path
+        # Only `evaluate` (which writes a live model's results file) may find it missing.
+        self.allow_missing_results = allow_missing_results
 
     @property
     def state_dir(self) -> Path:
@@ -290,15 +403,21 @@ class Project:
         atomic.write_text(self.live_epochs_path, json.dumps(data, sort_keys=True))
 
     def resolve(self, rel: str, key: str) -> Path:
-        """Resolve a registry path; it must exist and stay inside the project folder."""
+        """Resolve a registry path; it must exist and stay inside the project folder.
+
+        Symlinks are followed, and a folder's files (symlinks included) must stay inside
+        the project too: a results folder is read file by file by the importers.
+        """
         path = (self.root / rel).resolve()
         root = self.root.resolve()
-        if root != path and root not in path.parents:
+        if not is_inside(path, root):
             raise RegistryError(
                 f"{self.registry_path}: key '{key}': path {rel!r} escapes the project folder"
             )
         if not path.exists():
             raise RegistryError(f"{self.registry_path}: key '{key}': path {rel!r} does not exist")
+        if path.is_dir():
+            check_tree(path, root, f"{self.registry_path}: key '{key}'")
         return path
 
     def benchmark(self, name: str) -> BenchmarkEntry:
@@ -322,8 +441,8 @@ class Project:
         entry = self.registry.models[i]
         if entry.results is None:
             return None
-        if entry.provider is not None and not (self.root / entry.results).exists():
-            return None  # not evaluated yet: `run` evaluates it live
+        if self.allow_missing_results and not (self.root / entry.results).exists():
+            return None  # `evaluate` is about to write it
         return self.resolve(entry.results, f"models[{i}].results")
 
     def results_target(self, name: str) -> Path:
@@ -338,6 +457,92 @@ class Project:
         return path
 
 
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether an already resolved path is `root` or below it."""
+    return path == root or root in path.parents
+
+
+def check_tree(folder: Path, root: Path, where: str) -> None:
+    """Every file and folder under `folder`, symlinks resolved, stays inside `root`."""
+    seen: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        here = Path(dirpath).resolve()
+        if here in seen:  # a symlink loop: walked already
+            dirnames[:] = []
+            continue
+        seen.add(here)
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            if not is_inside(entry.resolve(), root):
+                raise RegistryError(
+                    f"{where}: {entry} links outside the project folder; copy the file into"
+                    " the project instead of linking it"
+                )
+
+
+def inside_project(root: Path, base: Path, value: str, where: str) -> Path:
+    """Resolve `value` (relative to `base`), symlinks included; it must exist inside `root`.
+
+    `where` names the file, row and field for the error.
+    """
+    root = root.resolve()
+    try:
+        path = (base / value).resolve()
+    except (OSError, ValueError):
+        raise RegistryError(f"{where}: not a usable path") from None
+    if not is_inside(path, root):
+        raise RegistryError(
+            f"{where}: path {value!r} is outside the project folder {root}; only files inside"
+            " the project are read"
+        )
+    if not path.is_file():
+        raise RegistryError(f"{where}: file {value!r} does not exist")
+    return path
+
+
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def image_media_type(head: bytes) -> str | None:
+    """The media type of PNG, JPEG, GIF or WebP bytes (by magic bytes); None otherwise."""
+    for magic, media in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return media
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a key given twice in one mapping (the last would win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: let the base class report it
+                first = None
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first + 1})",
+                    key_node.start_mark,
+                )
+            try:
+                seen[key] = key_node.start_mark.line
+            except TypeError:
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -348,14 +553,18 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def load_project(project_dir: str | Path) -> Project:
-    """Load and validate `<project_dir>/skill-slices.yaml` (or a registry file path)."""
+def load_project(project_dir: str | Path, allow_missing_results: bool = False) -> Project:
+    """Load and validate `<project_dir>/skill-slices.yaml` (or a registry file path).
+
+    A model's `results` path must exist, even when the model also has a provider (a typo
+    would otherwise silently evaluate it live), unless `allow_missing_results` (`evaluate`).
+    """
     p = Path(project_dir)
     registry_path = p if p.is_file() else p / REGISTRY_FILE
     if not registry_path.exists():
         raise RegistryError(f"{registry_path}: registry file not found")
     try:
-        raw = yaml.safe_load(registry_path.read_text(encoding="utf-8"))
+        raw = yaml.load(registry_path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except UnicodeDecodeError as e:
         raise RegistryError(f"{registry_path}: not UTF-8 text ({e.reason})") from None
     except yaml.YAMLError as e:
@@ -373,7 +582,9 @@ def load_project(project_dir: str | Path) -> Project:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         raise RegistryError(f"{registry_path}: key '{_loc(err['loc'])}': {msg}") from None
-    project = Project(registry_path.parent.resolve(), registry, registry_path)
+    project = Project(
+        registry_path.parent.resolve(), registry, registry_path, allow_missing_results
+    )
     for i, b in enumerate(registry.benchmarks):
         project.resolve(b.path, f"benchmarks[{i}].path")
     from skill_assets.importers import parse_options
@@ -388,11 +599,26 @@ def load_project(project_dir: str | Path) -> Project:
             project.resolve(b.skills, f"benchmarks[{i}].skills")
         if b.options is not None:
             parse_options(b.options, f"{registry_path}: key 'benchmarks[{i}].options'")
+            if b.format not in ("lm-eval", "inspect", "helm") and b.options:
+                raise RegistryError(
+                    f"{registry_path}: key 'benchmarks[{i}].options': importer options apply"
+                    " to harness outputs (format lm-eval, inspect or helm) only; an instances"
+                    " file takes none"
+                )
     for i, m in enumerate(registry.models):
-        if m.results is not None and (m.provider is None or (project.root / m.results).exists()):
+        if m.results is not None:
+            if m.provider is not None and not (project.root / m.results).exists():
+                if allow_missing_results:
+                    continue
+                raise RegistryError(
+                    f"{registry_path}: key 'models[{i}].results': path {m.results!r} does not"
+                    f" exist; create it with `skill-slices evaluate --model {m.name}`, or"
+                    " remove 'results' to evaluate the model live during `run`"
+                )
             project.resolve(m.results, f"models[{i}].results")
         if m.options is not None:
             parse_options(m.options, f"{registry_path}: key 'models[{i}].options'")
+            _generic_options(project, i, m)
     for i, pair in enumerate(registry.compare):
         for name in pair:
             if name not in {m.name for m in registry.models}:
@@ -411,6 +637,24 @@ def load_project(project_dir: str | Path) -> Project:
     if registry.routing.metadata_column is not None and not registry.routing.metadata_column:
         raise RegistryError(f"{registry_path}: key 'routing.metadata_column': empty")
     return project
+
+
+def _generic_options(project: Project, i: int, m: ModelEntry) -> None:
+    """Generic results files use `ignore_unknown` only; any other option would do nothing."""
+    from skill_assets.importers import detect_format
+
+    path = project.results_path(m.name)
+    if path is None or not m.options:
+        return
+    fmt = m.format or detect_format(path)
+    if fmt not in ("generic", "jsonl", "csv", "parquet"):
+        return
+    unused = sorted(set(m.options) - {"ignore_unknown"})
+    if unused:
+        raise RegistryError(
+            f"{project.registry_path}: key 'models[{i}].options.{unused[0]}': not used by a"
+            " generic results file (only 'ignore_unknown' applies)"
+        )
 
 
 def stable_hash(*parts) -> str:

@@ -101,8 +101,15 @@ def _float(v) -> float | None:
         return None
 
 
-def check_unknown(path: Path, model: str, all_ids: dict[str, set[str]], fmt: str | None) -> None:
-    """Raise if a results file names instances that no registered benchmark has."""
+def check_unknown(
+    path: Path,
+    model: str,
+    all_ids: dict[str, set[str]],
+    fmt: str | None,
+    ignore_unknown: bool = False,
+) -> None:
+    """Raise if a results file names instances that no registered benchmark has (unless
+    `ignore_unknown`: those rows are then skipped when results are read)."""
     fmt = detect_format(path, None if fmt in (None, "generic") else fmt)
     rows = read_rows(path, fmt)
     has_model = "model" in rows[0]
@@ -115,7 +122,7 @@ def check_unknown(path: Path, model: str, all_ids: dict[str, set[str]], fmt: str
             raise RegistryError(f"{row_label(path, fmt, i)}: missing 'instance_id'")
         bench = row.get("benchmark")
         pool = all_ids.get(str(bench), set()) if bench is not None else union
-        if str(iid) not in pool:
+        if str(iid) not in pool and not ignore_unknown:
             raise RegistryError(
                 f"{row_label(path, fmt, i)}: result for unknown instance_id {str(iid)!r}"
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from skill_assets import plan
+from skill_assets import plan, state_health
 from skill_assets.registry import Project, RegistryError, load_project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def preflight(project: Project) -> dict[str, pl.DataFrame]:
         if fmt in ("lm-eval", "inspect", "helm"):
             check_results(path, m.name, instances, fmt, m.options)
         else:
-            check_unknown(path, m.name, ids, m.format)
+            check_unknown(path, m.name, ids, m.format, (m.options or {}).get("ignore_unknown"))
     return instances
 
 
@@ -175,7 +175,7 @@ def run_project(
 
 
 def _run_locked(project: Project, progress: bool, log) -> dict:
-    from dagster import AssetKey, DagsterInstance, materialize
+    from dagster import AssetKey, materialize
 
     from definitions import build_definitions
 
@@ -183,7 +183,8 @@ def _run_locked(project: Project, progress: bool, log) -> dict:
     prepare_dagster_home(project)
     logging.getLogger("dagster").setLevel(logging.WARNING)
     defs = build_definitions(project.root)
-    instance = DagsterInstance.get()
+    # Verifies the state first: damaged asset files are wiped and re-materialized below.
+    instance = state_health.checked_instance(project, log=log)
     try:
         sync_partitions(instance, project)
         fps = plan.fingerprints(project)
