@@ -789,18 +789,22 @@ def _fmt_finding(row: dict, sign: str) -> str:
     q = row["q"]
     q_txt = "q=n/a" if q is None else f"q={q:.2g}"
     star = "" if row["significant"] else " (n.s.)"
+    level = f" [{row['level_of_finding']}-level]" if row.get("level_of_finding") else ""
+    unp = " [gap mostly unparsed answers]" if row.get("unparsed_flag") else ""
     return (
         f"    {sign} {row['name']} [L{row['level']}]: {100 * row['effect']:+.1f} pts "
         f"(acc {100 * row['accuracy']:.1f}% vs {100 * row['other_accuracy']:.1f}%, "
-        f"n={row['n']}, {q_txt}){star}"
+        f"n={row['n']}, {q_txt}){star}{level}{unp}"
     )
 
 
 def headline(insights: pl.DataFrame, top_k: int = 3) -> str:
     """A few readable lines per model: top strengths and weaknesses with effect, n and q.
 
-    Significant findings come first (the frame's ``rank``); when a model has
-    no significant one, its largest gains are shown marked "(n.s.)".
+    Skill-level findings come first, then significant ones (the frame's
+    ``rank``); when a model has no significant one, its largest gains are shown
+    marked "(n.s.)". Gains are tested with the exact sign test vs the mean of
+    the other models.
     """
     if insights.height == 0:
         return "No skill insights (need at least two models and slices above the minimum size)."
@@ -810,9 +814,10 @@ def headline(insights: pl.DataFrame, top_k: int = 3) -> str:
         mine = gains.filter(pl.col("model") == model).sort("rank")
         n_sig_s = mine.filter(pl.col("significant") & (pl.col("kind") == "strength")).height
         n_sig_w = mine.filter(pl.col("significant") & (pl.col("kind") == "weakness")).height
+        n_skill = mine.filter(pl.col("level_of_finding") == "skill").height
         lines.append(
             f"{model}: {n_sig_s} significant strengths, {n_sig_w} significant weaknesses "
-            f"(of {mine.height} slices)"
+            f"(of {mine.height} slices; {n_skill} hold beyond their benchmark/category)"
         )
         for kind, sign, label in (("strength", "+", "strengths"), ("weakness", "-", "weaknesses")):
             top = mine.filter(pl.col("kind") == kind).head(top_k)
