@@ -638,3 +638,33 @@ def test_metadata_strata():
     assert "benchmark x category" in ins["conditional_test"][0]
     with pytest.raises(ValueError, match="'topik'"):
         instance_strata(results, instances, ["topik"])
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("insights:\n  strata: ['']\n", "insights.strata"),
+        ("insights:\n  strata: [subject, subject]\n", "duplicate"),
+        ("insights:\n  min_n: 0\n", "insights.min_n"),
+        ("insights:\n  merge_overlap: 1.5\n", "insights.merge_overlap"),
+    ],
+)
+def test_insights_settings_are_validated(tmp_path, block, message):
+    from skill_assets.registry import RegistryError, load_project
+    from tests.conftest import write_project
+
+    root = write_project(tmp_path / "p", extra_registry=block)
+    with pytest.raises(RegistryError, match=message):
+        load_project(root)
+
+
+def test_insights_strata_default_to_the_metadata_column(tmp_path):
+    from skill_assets.registry import load_project
+    from tests.conftest import write_project
+
+    reg = load_project(write_project(tmp_path / "p")).registry
+    assert reg.insights.strata_columns(reg.routing) == [reg.routing.metadata_column] == ["subject"]
+    reg = load_project(
+        write_project(tmp_path / "q", extra_registry="insights:\n  strata: []\n")
+    ).registry
+    assert reg.insights.strata_columns(reg.routing) == []
