@@ -668,3 +668,29 @@ def test_insights_strata_default_to_the_metadata_column(tmp_path):
         write_project(tmp_path / "q", extra_registry="insights:\n  strata: []\n")
     ).registry
     assert reg.insights.strata_columns(reg.routing) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=1, max_value=6))
+def test_cmh_matches_statsmodels(seed, n_strata):
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    from skill_assets.insights import cmh_tests
+
+    rng = np.random.default_rng(seed)
+    rows = 20
+    # sparse small counts: many zero cells, empty rows/columns and uninformative strata
+    cells = [rng.poisson(rng.uniform(0, 6), size=(rows, n_strata)) for _ in range(4)]
+    p, odds = cmh_tests(*cells)
+    for r in range(rows):
+        a, b, c, d = (x[r] for x in cells)
+        ok = (a + b > 0) & (c + d > 0) & (a + c > 0) & (b + d > 0)
+        if not ok.any():
+            assert np.isnan(p[r]) and np.isnan(odds[r])
+            continue
+        t = np.stack([np.stack([a[ok], b[ok]]), np.stack([c[ok], d[ok]])]).astype(float)
+        ref = StratifiedTable(t)
+        assert p[r] == pytest.approx(ref.test_null_odds(correction=False).pvalue, abs=1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = ref.oddsratio_pooled
+        assert odds[r] == pytest.approx(want, rel=1e-12) or (np.isnan(want) and np.isnan(odds[r]))
