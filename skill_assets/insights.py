@@ -270,25 +270,31 @@ def _strata_matrix(uids: pl.Series, strata: pl.DataFrame | None) -> sp.csr_matri
     )
 
 
-def _in_out(membership, strata, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per slice and stratum, the sum of ``vec`` over members; and per stratum over all."""
-    total = np.asarray(strata.T @ vec).ravel()
-    inside = membership @ strata.multiply(vec[:, None]).tocsr()
-    return np.asarray(inside.todense()), total
-
-
 def _conditional(membership, strata, won, lost, diff, ok, rows) -> dict[str, np.ndarray]:
     """Slice vs the rest of its strata, for the slices in ``rows``.
 
     ``won``/``lost``: per uid, 0/1 outcome of the comparison (discordant in
     one direction or the other); ``diff``/``ok``: per-instance effect and
     whether the instance is tested, for the effect on the rest of the strata.
+    All four per-stratum sums come from one sparse x dense product (the
+    uid x stratum block is dense: strata are few).
     """
-    sub = membership[rows]
-    iw, tw = _in_out(sub, strata, won.astype(np.float64))
-    il, tl = _in_out(sub, strata, lost.astype(np.float64))
-    idf, tdf = _in_out(sub, strata, diff)
-    iok, tok = _in_out(sub, strata, ok.astype(np.float64))
+    codes = strata.indices  # one stratum per uid (CSR with one entry per row)
+    n_uid, h = strata.shape
+    vecs = [won.astype(np.float64), lost.astype(np.float64), diff, ok.astype(np.float64)]
+    total = [np.bincount(codes, weights=v, minlength=h) for v in vecs]
+    if n_uid * 4 * h <= 2**25:  # <= 256 MiB of float64
+        block = np.zeros((n_uid, 4 * h))
+        for j, v in enumerate(vecs):
+            block[np.arange(n_uid), j * h + codes] = v
+        inside = np.asarray(membership[rows] @ block)
+        iw, il, idf, iok = (inside[:, j * h : (j + 1) * h] for j in range(4))
+    else:  # many strata: sparse blocks
+        sub = membership[rows]
+        iw, il, idf, iok = (
+            np.asarray((sub @ strata.multiply(v[:, None]).tocsr()).todense()) for v in vecs
+        )
+    tw, tl, tdf, tok = total
     touched = iok > 0  # only the strata the slice lives in
     rest_n = ((tok - iok) * touched).sum(axis=1)
     rest_sum = ((tdf - idf) * touched).sum(axis=1)
