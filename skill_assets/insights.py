@@ -790,7 +790,8 @@ def _fmt_finding(row: dict, sign: str) -> str:
     q = row["q"]
     q_txt = "q=n/a" if q is None else f"q={q:.2g}"
     star = "" if row["significant"] else " (n.s.)"
-    level = f" [{row['level_of_finding']}-level]" if row.get("level_of_finding") else ""
+    lv = row.get("level_of_finding")
+    level = f" [{lv}-level]" if lv and lv != "not significant" else ""
     unp = " [gap mostly unparsed answers]" if row.get("unparsed_flag") else ""
     return (
         f"    {sign} {row['name']} [L{row['level']}]: {100 * row['effect']:+.1f} pts "

@@ -137,8 +137,8 @@ def findings_records(insights: pl.DataFrame, limit: int = 25) -> list[dict]:
                 "kind": r["kind"] + (" *" if r["significant"] else ""),
                 "n": r["n"],
                 "acc_pct_ci": f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
-                "unparsed_pct": f"{_pct(r['unparsed_share'])} / {_pct(r['other_unparsed_share'])}"
-                + (" !" if r["unparsed_flag"] else ""),
+                "unparsed_pct": f"{_pct(r['unparsed_share']) or '–'} / "
+                f"{_pct(r['other_unparsed_share']) or '–'}" + (" !" if r["unparsed_flag"] else ""),
                 "p": _pval(r["p"]),
                 "level": r["level"],
                 "levels": ", ".join(str(x) for x in r["levels"] or []),
@@ -172,7 +172,7 @@ def findings_markdown(insights: pl.DataFrame, limit: int = 25) -> str:
         eff = f"{100 * r['effect']:+.1f}"
         if r["effect_ci_low"] is not None:
             eff += f" [{100 * r['effect_ci_low']:+.1f}, {100 * r['effect_ci_high']:+.1f}]"
-        unp = f"{_pct(r['unparsed_share'])} / {_pct(r['other_unparsed_share'])}"
+        unp = f"{_pct(r['unparsed_share']) or '–'} / {_pct(r['other_unparsed_share']) or '–'}"
         lines.append(
             f"| {r['level_of_finding']} | {r['kind']}{star} | {r['model']} | "
             f"{r['other_model'] or 'mean of others'} | {name} | "
