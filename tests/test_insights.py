@@ -694,3 +694,58 @@ def test_cmh_matches_statsmodels(seed, n_strata):
         with np.errstate(divide="ignore", invalid="ignore"):
             want = ref.oddsratio_pooled
         assert odds[r] == pytest.approx(want, rel=1e-12) or (np.isnan(want) and np.isnan(odds[r]))
+
+
+def test_explanation_renders_tests_answers_and_missing_spans():
+    from skill_assets.lineage import FINDING_KEYS, format_explanation
+
+    finding = dict.fromkeys(FINDING_KEYS)
+    finding.update(
+        insight_id="abc123",
+        kind="strength",
+        level_of_finding="benchmark",
+        model="A",
+        effect=0.2,
+        n=40,
+        test=GAIN_TEST,
+        conditional_test="Cochran-Mantel-Haenszel: won/lost instances in slice vs rest of x",
+        p=0.01,
+        q=0.02,
+        levels=[0, 1],
+        merged_names=["child (L1)"],
+    )
+    ex = {
+        "finding": finding,
+        "slice": {
+            "skill_id": "s",
+            "name": "skill",
+            "level": 0,
+            "parent_id": None,
+            "n": 40,
+            "member_names": ["skill"],
+        },
+        "instances": [
+            {
+                "uid": "b/1",
+                "question": "q?",
+                "gold_answer": "4",
+                "answers": {
+                    "A": {"outcome": "right", "parsed_answer": "4"},
+                    "B": {"outcome": "unparsed", "parsed_answer": None},
+                },
+                # imported (bring-your-own) skills carry no span
+                "steps": [{"step": 0, "skill_name": "skill", "span": None}],
+                "provenance": "imported",
+                "annotator_model": "imported:column:skills",
+                "prompt_version": None,
+                "call": None,
+            }
+        ],
+        "instances_disagreeing": 12,
+        "instances_left_out": 39,
+    }
+    text = format_explanation(ex)
+    assert f"marginal test: {GAIN_TEST}" in text and "conditional test: Cochran" in text
+    assert "A=right (4), B=unparsed" in text
+    assert "(no span recorded)" in text and "39 not listed" in text
+    assert "merged levels L0/L1" in text and "child (L1)" in text
