@@ -122,9 +122,7 @@ def load_zeroeval(data: Path, tmp: Path):
 def load_mathvista(data: Path, tmp: Path):
     inst = pl.read_ndjson(data / "instances.jsonl", infer_schema_length=None)
     instances = _instances(inst.drop("benchmark", "image"), "mathvista", tmp)
-    raw = pl.read_ndjson(data / "results.jsonl", infer_schema_length=None).filter(
-        pl.col("model").is_in(MATHVISTA_MODELS)
-    )
+    raw = pl.read_ndjson(data / "results.jsonl", infer_schema_length=None)  # all 21 runs
     cat = dict(
         zip(
             instances["uid"],
@@ -137,7 +135,7 @@ def load_mathvista(data: Path, tmp: Path):
     return [instances], _results(raw, instances), cat, ["task"]
 
 
-def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None):
+def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hints: bool = True):
     """Skill mentions: the taxonomy annotator, or the instances' own skill column."""
     from skill_assets.imported_skills import imported_frames, skills_from_column
 
@@ -149,7 +147,8 @@ def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None):
         else:
             from skill_assets.taxonomy import annotate_with_taxonomy
 
-            _, m = annotate_with_taxonomy(instances, embedder)
+            kw = {} if hints else {"hint_keys": ()}
+            _, m = annotate_with_taxonomy(instances, embedder, **kw)
         frames.append(m)
     return pl.concat(frames)
 
@@ -187,7 +186,7 @@ def label_agreement(slices: pl.DataFrame, cat: dict[str, str]) -> dict:
 
     mem = (
         slices.select("skill_id", "level", "n", "uids")
-        .explode("uids")
+        .explode("uids", empty_as_null=True)
         .rename({"uids": "uid"})
         .filter(pl.col("uid").is_in(list(cat)))
         .unique(["skill_id", "uid"])
@@ -261,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["mmlu_pro", "zeroeval", "mathvista"], action="append")
     ap.add_argument("--top", type=int, default=5, help="skill-level findings listed per corpus")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--no-hints",
+        action="store_true",
+        help="the taxonomy annotator without metadata hints (category/source not read)",
+    )
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"insights_quality: {args.data} not found; nothing measured (pass --data DIR)")
@@ -273,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder()
     print(
         f"taxonomy annotator v{ANNOTATOR_VERSION} (taxonomy {taxonomy_version()}), metadata "
-        f"hint keys {list(DEFAULT_HINT_KEYS)}; embedder {embedder.name}; min n {args.min_n}"
+        f"hint keys {[] if args.no_hints else list(DEFAULT_HINT_KEYS)}; embedder "
+        f"{embedder.name}; min n {args.min_n}"
     )
     print(
         f"tests: pairwise = {PAIRWISE_TEST}; strength/weakness = {GAIN_TEST}; conditional = "
@@ -296,40 +301,61 @@ def main(argv: list[str] | None = None) -> int:
             parts, results, cat, columns = plans[key](Path(tmp))
             instances = pl.concat(parts)
             t1 = time.perf_counter()
-            mentions = annotate(parts, embedder, "annotated_skills" if key == "mathvista" else None)
+            human = "annotated_skills" if key == "mathvista" else None
+            mentions = annotate(parts, embedder, human, hints=not args.no_hints)
             t_annot = time.perf_counter() - t1
             slices = slices_of(mentions, embedder)
+            name = {
+                "mmlu_pro": f"MMLU-Pro ({args.per_category or 'all'}/category; strata: category)",
+                "zeroeval": "ZeroEval (GSM8K, MATH-L5, CRUXEval-O; strata: benchmark)",
+            }.get(key)
+            variants = [(name, slices, columns)]
             if key == "mathvista":
-                clustered = slices.height
                 print(
                     f"mathvista: the product's slicing clusters the 7 human labels into "
-                    f"{clustered} slices: {slices['member_names'].to_list()}; measured below on "
-                    "the 7 labels as given"
+                    f"{slices.height} slices: {slices['member_names'].to_list()}"
                 )
-                slices = label_slices(mentions)
-            agree = label_agreement(slices, cat)
-            f, ins = findings_counts(results, instances, slices, columns, args.min_n)
-        name = {
-            "mmlu_pro": f"MMLU-Pro ({instances.height} q, {args.per_category or 'all'}/category; strata: category)",
-            "zeroeval": "ZeroEval (GSM8K, MATH-L5, CRUXEval-O; strata: benchmark)",
-            "mathvista": "MathVista testmini, human skills (strata: task)",
-        }[key]
-        table.append(_row(name, instances.height, agree, f))
-        print(
-            f"{key}: {instances.height} questions, {results.height} results, "
-            f"{slices.height} slices; annotation {t_annot:.1f} s, insights {f['seconds']:.1f} s, "
-            f"total {time.perf_counter() - t0:.1f} s"
-        )
-        print(f"  {json.dumps(f)}")
-        top = ins.filter(pl.col("level_of_finding") == "skill").head(args.top)
-        for r in top.iter_rows(named=True):
-            vs = r["other_model"] or "mean of others"
-            tops.append(
-                f"| {key} | {r['kind']} | {r['model']} | {vs} | {r['name']} "
-                f"({', '.join(f'L{x}' for x in r['levels'])}) | {100 * r['effect']:+.1f} | "
-                f"{100 * (r['rest_effect'] or 0):+.1f} | {r['n']} | {r['q']:.2g} | "
-                f"{r['q_conditional']:.2g} |"
-            )
+                given = label_slices(mentions)
+                variants = [
+                    ("MathVista, 7 human skills as given (strata: task)", given, columns),
+                    ("MathVista, 7 human skills as given (strata: benchmark only)", given, []),
+                    (
+                        f"MathVista, human skills through the product's slicing "
+                        f"({slices.height} slices; strata: task)",
+                        slices,
+                        columns,
+                    ),
+                ]
+                variants.append(
+                    (
+                        f"MathVista, all {results['model'].n_unique()} runs, 7 human skills "
+                        "as given (strata: task)",
+                        given,
+                        columns,
+                        results,
+                    )
+                )
+                results = results.filter(pl.col("model").is_in(MATHVISTA_MODELS))
+            for vname, vslices, vcols, *vres in variants:
+                res = vres[0] if vres else results
+                agree = label_agreement(vslices, cat)
+                f, ins = findings_counts(res, instances, vslices, vcols, args.min_n)
+                table.append(_row(vname, instances.height, agree, f))
+                print(
+                    f"{vname}: {instances.height} questions, {res.height} results, "
+                    f"{vslices.height} slices; annotation {t_annot:.1f} s, insights "
+                    f"{f['seconds']:.1f} s, total {time.perf_counter() - t0:.1f} s"
+                )
+                print(f"  {json.dumps(f)}")
+                top = ins.filter(pl.col("level_of_finding") == "skill").head(args.top)
+                for r in top.iter_rows(named=True):
+                    vs = r["other_model"] or "mean of others"
+                    tops.append(
+                        f"| {vname} | {r['kind']} | {r['model']} | {vs} | {r['name']} "
+                        f"({', '.join(f'L{x}' for x in r['levels'])}) | {100 * r['effect']:+.1f} | "
+                        f"{100 * (r['rest_effect'] or 0):+.1f} | {r['n']} | {r['q']:.2g} | "
+                        f"{r['q_conditional']:.2g} |"
+                    )
     print(
         "\n| corpus | questions | AMI finest slice vs category | AMI level 1 | finest slices "
         ">90% one category | tests → findings (merged) | pairwise: marginal / skill-level | "
