@@ -358,10 +358,17 @@ def skill_insights(
     from skill_assets.registry import RegistryError
 
     columns = reg.insights.strata_columns(reg.routing)
+    instances = _concat(benchmark_instances)
     try:
-        strata = instance_strata(results, _concat(benchmark_instances), columns)
+        strata = instance_strata(results, instances, columns)
     except ValueError as e:
-        raise RegistryError(f"{proj.registry_path}: {e}") from None
+        if reg.insights.strata is not None:  # named explicitly: a misspelling must not pass
+            raise RegistryError(f"{proj.registry_path}: {e}") from None
+        context.log.warning(
+            f"routing.metadata_column not in the instances; strata: benchmark ({e})"
+        )
+        columns = []
+        strata = instance_strata(results, instances, columns)
     df = compute(
         results,
         skill_slices,
