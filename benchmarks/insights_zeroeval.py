@@ -267,8 +267,8 @@ def write_markdown(out: Path, ctx: dict) -> None:
                         "n",
                         "acc % [95% CI]",
                         "others %",
-                        "vs",
-                        "p",
+                        "finding level",
+                        "p (sign test)",
                         "q",
                     ],
                     [
@@ -281,7 +281,7 @@ def write_markdown(out: Path, ctx: dict) -> None:
                             r["n"],
                             f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
                             _pct(r["other_accuracy"]),
-                            ctx["versus"].get((r["skill_id"], r["model"]), "–"),
+                            r["level_of_finding"],
                             _q(r["p"]),
                             _q(r["q"]),
                         ]
@@ -451,9 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no data at {args.data}; nothing to do", file=sys.stderr)
         return 2
 
-    from skill_assets.accuracy import overall_accuracy, slice_accuracy
+    from skill_assets.accuracy import overall_accuracy
     from skill_assets.evolution import dataset_view, model_evolution
-    from skill_assets.insights import model_gains, pairwise_tests
+    from skill_assets.insights import pairwise_tests
     from skill_assets.registry import load_project
     from skill_assets.report import load_inputs, write_report
     from skill_assets.runner import run_project
@@ -501,18 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             .agg(pl.col("correct").mean())
             .iter_rows()
         }
-        # the pairwise test that supports each gain (its q) names the other model
         reg = project.registry
         pw = pairwise_tests(results, slices, reg.slices.min_slice_size)
-        gains = model_gains(
-            slice_accuracy(results, slices, reg.slices.min_slice_size),
-            pw,
-            q_level=reg.insights.q_level,
-            min_slice_size=reg.slices.min_slice_size,
-        )
-        versus = {
-            (r["skill_id"], r["model"]): r["versus"] or "–" for r in gains.iter_rows(named=True)
-        }
         report = write_report(project)
         cmd = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/insights_zeroeval.py"
         extra_args = []
@@ -532,7 +522,6 @@ def main(argv: list[str] | None = None) -> int:
             "overall": overall_accuracy(results),
             "per_bench": per_bench,
             "top": args.top,
-            "versus": versus,
             "members": {sid: set(u) for sid, u in slices.select("skill_id", "uids").iter_rows()},
             "evolution": evo,
             "dataset_view": dataset_view(results, slices, instances),

@@ -14,6 +14,8 @@ fractional ``k`` (sums of scores in [0, 1]).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -104,14 +106,57 @@ def _slice_meta(slices: pl.DataFrame) -> pl.DataFrame:
     ).unique("skill_id", keep="first", maintain_order=True)
 
 
-def score_matrices(results: pl.DataFrame, slices: pl.DataFrame):
-    """Arrays behind the slice statistics.
+@dataclass
+class ScoreArrays:
+    """Everything the slice statistics need, indexed by integer codes.
 
-    Returns ``(models, scores, meta, membership)``: the sorted model names, a
-    dense uid x model score matrix (NaN = no result; uids sorted), the slice
-    table (skill_id, name, level; one row per slice, input order) and the
-    sparse slice x uid 0/1 membership matrix (CSR). Joins happen once, on
-    integer codes; every per-slice sum is then one sparse product.
+    ``scores``: uid x model (NaN = no result); ``unparsed``: uid x model, 1 when
+    the result has no parsed answer, 0 when it has one, NaN when there is no
+    result or the model's results carry no parse information at all (e.g. an
+    import without a parsed-answer field); ``membership``: slice x uid (CSR).
+    """
+
+    models: list[str]
+    uids: pl.Series
+    scores: np.ndarray
+    unparsed: np.ndarray
+    meta: pl.DataFrame
+    membership: sp.csr_matrix
+
+    def matrices(self):
+        return self.models, self.scores, self.meta, self.membership
+
+
+def _unparsed_matrix(results: pl.DataFrame, uid_idx, model_idx, shape) -> np.ndarray:
+    out = np.full(shape, np.nan)
+    if "parsed_answer" not in results.columns:
+        return out
+    flags = (
+        results.select(
+            pl.col("uid").cast(pl.String),
+            pl.col("model").cast(pl.String),
+            (
+                pl.col("parsed_answer").is_null()
+                | (pl.col("parsed_answer").cast(pl.String).str.strip_chars() == "")
+            ).alias("unparsed"),
+            pl.col("correct").cast(pl.Float64),
+        )
+        .drop_nulls(["uid", "model", "correct"])
+        # a model whose every answer lacks a parsed form gives no parse information
+        .filter((~pl.col("unparsed")).any().over("model"))
+        .group_by("uid", "model")
+        .agg(pl.col("unparsed").cast(pl.Float64).mean())
+    )
+    cm = flags.join(uid_idx, on="uid").join(model_idx, on="model")
+    out[cm["i"].to_numpy(), cm["m"].to_numpy()] = cm["unparsed"].to_numpy()
+    return out
+
+
+def score_arrays(results: pl.DataFrame, slices: pl.DataFrame) -> ScoreArrays:
+    """The arrays behind the slice statistics (see ``ScoreArrays``); uids sorted.
+
+    Joins happen once, on integer codes; every per-slice sum is then one
+    sparse product.
     """
     core = _results_core(results)
     models = sorted(core["model"].unique().to_list())
@@ -130,10 +175,26 @@ def score_matrices(results: pl.DataFrame, slices: pl.DataFrame):
         (np.ones(mem.height), (mem["s"].to_numpy(), mem["i"].to_numpy())),
         shape=(meta.height, uids.len()),
     )
-    return models, scores, meta, membership
+    unparsed = _unparsed_matrix(results, uid_idx, model_idx, scores.shape)
+    return ScoreArrays(models, uids, scores, unparsed, meta, membership)
 
 
-def _slice_accuracy_from(models, scores, meta, membership, min_slice_size: int) -> pl.DataFrame:
+def score_matrices(results: pl.DataFrame, slices: pl.DataFrame):
+    """``(models, scores, meta, membership)`` of :func:`score_arrays`."""
+    return score_arrays(results, slices).matrices()
+
+
+def unparsed_shares(arr: ScoreArrays) -> np.ndarray:
+    """Slice x model share of results without a parsed answer (NaN where unknown)."""
+    known = ~np.isnan(arr.unparsed)
+    n = np.asarray(arr.membership @ known.astype(np.float64))
+    k = np.asarray(arr.membership @ np.nan_to_num(arr.unparsed, nan=0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, k / np.where(n > 0, n, 1.0), np.nan)
+
+
+def _slice_accuracy_from(arr: ScoreArrays, min_slice_size: int) -> pl.DataFrame:
+    models, scores, meta, membership = arr.matrices()
     present = ~np.isnan(scores)
     n = np.asarray(membership @ present.astype(np.float64))  # slice x model
     k = np.asarray(membership @ np.where(present, scores, 0.0))
@@ -143,6 +204,7 @@ def _slice_accuracy_from(models, scores, meta, membership, min_slice_size: int) 
         pl.Series("model", np.asarray(models, dtype=object)[m_idx].tolist(), dtype=pl.String),
         pl.Series("n", nn, dtype=pl.Int64),
         pl.Series("n_correct", k[s_idx, m_idx], dtype=pl.Float64),
+        pl.Series("unparsed_share", unparsed_shares(arr)[s_idx, m_idx]).fill_nan(None),
     )
     out = with_wilson(out).with_columns((pl.col("n") < min_slice_size).alias("small"))
     return conform(out, SLICE_ACCURACY).sort("skill_id", "model")
@@ -156,7 +218,9 @@ def slice_accuracy(
     ``n`` counts the slice's instances for which the model has a result (so it
     may differ between models), ``n_correct`` sums ``correct`` (a score in
     [0, 1] counts fractionally), ``ci_low``/``ci_high`` are the Wilson 95%
-    interval and ``small`` flags ``n < min_slice_size``. Slices without any
+    interval, ``unparsed_share`` the share of the model's results there without a
+    parsed answer (null when its results carry no parse information) and
+    ``small`` flags ``n < min_slice_size``. Slices without any
     result for a model have no row for that model. Duplicate uids in a slice
     count once.
 
@@ -168,7 +232,7 @@ def slice_accuracy(
     """
     if results.height == 0 or slices.height == 0:
         return empty(SLICE_ACCURACY)
-    return _slice_accuracy_from(*score_matrices(results, slices), min_slice_size)
+    return _slice_accuracy_from(score_arrays(results, slices), min_slice_size)
 
 
 def overall_accuracy(results: pl.DataFrame) -> pl.DataFrame:

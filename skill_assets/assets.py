@@ -357,8 +357,13 @@ def skill_insights(
     model_results,
     skill_mentions,
     rationales,
+    benchmark_instances,
 ):
-    """Tested findings: per-model strengths/weaknesses and pairwise differences with q-values."""
+    """Tested findings: per-model strengths/weaknesses and pairwise differences with q-values.
+
+    Each finding is tested on the slice and against the rest of its benchmark
+    (and metadata) strata; see ``skill_assets.insights``.
+    """
     from dagster import TableColumn, TableRecord, TableSchema
 
     from skill_assets.insights import headline
@@ -370,13 +375,32 @@ def skill_insights(
     proj = project.project
     results = _concat(model_results, RESULTS)
     reg = proj.registry
+    from skill_assets.insights import instance_strata
+    from skill_assets.registry import RegistryError
+
+    columns = reg.insights.strata_columns(reg.routing)
+    instances = _concat(benchmark_instances)
+    try:
+        strata = instance_strata(results, instances, columns)
+    except ValueError as e:
+        if reg.insights.strata is not None:  # named explicitly: a misspelling must not pass
+            raise RegistryError(f"{proj.registry_path}: {e}") from None
+        context.log.warning(
+            f"routing.metadata_column not in the instances; strata: benchmark ({e})"
+        )
+        columns = []
+        strata = instance_strata(results, instances, columns)
     df = compute(
         results,
         skill_slices,
-        min_slice_size=reg.slices.min_slice_size,
+        min_slice_size=reg.insights.min_n or reg.slices.min_slice_size,
         q_level=reg.insights.q_level,
+        strata=strata,
+        strata_label="category" if columns else "benchmark",
+        merge_overlap=reg.insights.merge_overlap,
     )
     significant = df.filter(pl.col("significant")).height if df.height else 0
+    skill_level = df.filter(pl.col("level_of_finding") == "skill").height if df.height else 0
     records = findings_records(df, limit=25)
     columns = {  # the metadata table's schema
         k: "float" if k == "effect_pts" else "int" if k in ("level", "n") else "string"
@@ -395,6 +419,8 @@ def skill_insights(
         _fp(proj, "skill_insights", None),
         findings=df.height,
         significant=significant,
+        skill_level_findings=skill_level,
+        strata=MetadataValue.json(["benchmark", *columns]),
         lineage=safe_md(
             lineage_markdown(df, skill_slices, _concat(skill_mentions), _concat(rationales))
         ),

@@ -335,20 +335,24 @@ def insights(project_dir, model_name, level, kind, as_json, show_all, top) -> No
             )
         else:
             df = sig
+    n_skill = df.filter(pl.col("level_of_finding") == "skill").height if df.height else 0
     df = ranked_findings(df).head(top) if df.height else df
     if as_json:
         click.echo(json.dumps(df.to_dicts(), default=str))
         return
     if df.height == 0:
-        click.echo("no findings (try --all, or a lower slices.min_slice_size)")
+        click.echo("no findings (try --all, or a lower insights.min_n)")
         return
     if note:
         click.echo(note)
+    click.echo(f"{n_skill} skill-level finding(s) (hold beyond their benchmark/category strata)")
     click.echo(_format_findings(df))
+    tests = sorted(set(df["test"].to_list()) | set(df["conditional_test"].to_list()))
     click.echo(
-        f"effect: accuracy points vs the other model (pairwise) or the mean of the others "
-        f"(strength/weakness); CI: Wilson 95%; p: exact McNemar; q: Benjamini-Hochberg; "
-        f"* = q < {q_level}"
+        "effect: accuracy points vs the other model (pairwise) or the mean of the others "
+        "(strength/weakness), [Student-t 95% CI]; acc: Wilson 95%; unp: unparsed answers % "
+        "(! = at least half the gap); q: Benjamini-Hochberg of the marginal test, q|strata: of "
+        f"the conditional test; * = q < {q_level}. Tests: " + "; ".join(tests)
     )
 
 
@@ -359,21 +363,54 @@ def _format_findings(df) -> str:
     def pv(v):
         return "-" if v is None else f"{v:.2g}"
 
-    header = (
-        f"{'kind':<9} {'model':<24} {'vs':<24} {'skill':<38} {'lvl':>3} {'effect':>7} "
-        f"{'n':>5} {'acc % [95% CI]':<19} {'vs %':>5} {'p':>8} {'q':>8}"
-    )
-    lines = [header, "-" * len(header)]
+    rows = []
     for r in df.iter_rows(named=True):
-        ci = f"{pct(r['accuracy'])} [{pct(r['ci_low'])},{pct(r['ci_high'])}]"
-        other = r.get("other_model") or "mean of others"
-        star = "*" if r.get("significant") else " "
-        lines.append(
-            f"{r['kind']:<9} {str(r['model'])[:24]:<24} {str(other)[:24]:<24} "
-            f"{str(r['name'])[:38]:<38} {r['level']:>3} {100 * r['effect']:>+6.1f} "
-            f"{r['n']:>5} {ci:<19} {pct(r['other_accuracy']):>5} {pv(r['p']):>8} "
-            f"{pv(r['q']):>7}{star}"
+        levels = "/".join(f"L{x}" for x in (r.get("levels") or [r["level"]]))
+        eff = f"{100 * r['effect']:+.1f}"
+        if r.get("effect_ci_low") is not None:
+            eff += f" [{100 * r['effect_ci_low']:+.0f},{100 * r['effect_ci_high']:+.0f}]"
+        unp = f"{pct(r.get('unparsed_share')).strip()}/{pct(r.get('other_unparsed_share')).strip()}"
+        rows.append(
+            [
+                r["insight_id"],
+                r.get("level_of_finding") or "",
+                r["kind"],
+                str(r["model"]),
+                str(r.get("other_model") or "mean of others"),
+                str(r["name"])[:44]
+                + (f" (+{len(r['merged_names'])})" if r.get("merged_names") else ""),
+                levels,
+                eff,
+                str(r["n"]),
+                f"{pct(r['accuracy'])} [{pct(r['ci_low'])},{pct(r['ci_high'])}]",
+                pct(r["other_accuracy"]),
+                unp + ("!" if r.get("unparsed_flag") else ""),
+                pv(r["p"]),
+                pv(r["q"]) + ("*" if r.get("significant") else ""),
+                pv(r.get("q_conditional")),
+            ]
         )
+    header = [
+        "id",
+        "level",
+        "kind",
+        "model",
+        "vs",
+        "skill",
+        "lvl",
+        "effect [CI]",
+        "n",
+        "acc % [95% CI]",
+        "vs %",
+        "unp %",
+        "p",
+        "q",
+        "q|strata",
+    ]
+    widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), "-" * (sum(widths) + 2 * (len(widths) - 1))]
+    lines += [fmt.format(*x) for x in rows]
     return "\n".join(lines)
 
 
@@ -486,13 +523,25 @@ def route(question, project_dir, file_, out, meta, as_json) -> None:
 @click.argument("insight_id")
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="The same chain as one JSON object.")
-def explain(insight_id: str, project_dir: str, as_json: bool) -> None:
-    """Print the evidence chain of an insight: finding, slice, instances, spans, LLM call."""
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Instances to list (those where the compared models disagree come first).",
+)
+def explain(insight_id: str, project_dir: str, as_json: bool, sample: int) -> None:
+    """Print the evidence chain of an insight: finding and its tests, slice, instances with
+    every model's answer, spans, LLM call."""
     from skill_assets.lineage import explain as build
     from skill_assets.lineage import format_explanation, to_json
     from skill_assets.registry import load_project
 
-    ex = build(_complete(load_project(project_dir), "rationales", "skill_mentions"), insight_id)
+    ex = build(
+        _complete(load_project(project_dir), "rationales", "skill_mentions"),
+        insight_id,
+        sample=sample,
+    )
     click.echo(to_json(ex) if as_json else format_explanation(ex))
 
 

@@ -22,8 +22,8 @@ CODE_VERSIONS = {
     "skill_mentions": "1",
     "skill_embeddings": "1",
     "skill_slices": "2",
-    "slice_accuracy": "2",
-    "skill_insights": "3",
+    "slice_accuracy": "3",
+    "skill_insights": "4",
     "routing_policy": "2",
     "routing_evaluation": "2",
     "model_evolution": "1",
@@ -130,6 +130,8 @@ def fingerprints(project: Project) -> dict[tuple[str, str | None], str]:
         mentions,
         reg.insights.model_dump(),
         reg.compare,
+        instances,  # the strata of the conditional test
+        reg.insights.strata_columns(reg.routing),
     )
     costs = [m.cost_per_call for m in reg.models]
     policy = stable_hash(

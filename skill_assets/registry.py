@@ -306,6 +306,27 @@ class RoutingEntry(_Strict):
 
 class InsightsEntry(_Strict):
     q_level: float = Field(default=0.05, gt=0, lt=1)
+    # metadata columns whose values (within each benchmark) form the strata of the
+    # conditional test; None = routing.metadata_column (if set), [] = benchmark only
+    strata: list[str] | None = None
+    min_n: int | None = Field(default=None, ge=1)  # None = slices.min_slice_size
+    merge_overlap: float = Field(default=0.9, gt=0, le=1)  # Jaccard for merging findings
+
+    @field_validator("strata")
+    @classmethod
+    def _strata(cls, v):
+        if v is not None:
+            if any(not c.strip() for c in v):
+                raise ValueError("empty column name")
+            if len(set(v)) != len(v):
+                raise ValueError(f"duplicate column(s) in {v}")
+        return v
+
+    def strata_columns(self, routing: RoutingEntry) -> list[str]:
+        """The metadata columns of the conditional test's strata."""
+        if self.strata is not None:
+            return list(self.strata)
+        return [routing.metadata_column] if routing.metadata_column else []
 
 
 class ValidationEntry(_Strict):

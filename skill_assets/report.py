@@ -22,21 +22,30 @@ from skill_assets.insights import ranked_findings
 from skill_assets.registry import Project, RegistryError
 
 FINDING_COLS = [
-    "rank",
+    "insight_id",
+    "level_of_finding",
     "kind",
     "model",
     "other_model",
     "name",
-    "level",
+    "levels",
     "effect",
+    "effect_ci_low",
+    "effect_ci_high",
     "n",
     "accuracy",
     "ci_low",
     "ci_high",
     "other_accuracy",
+    "unparsed_share",
+    "other_unparsed_share",
+    "unparsed_flag",
+    "test",
     "p",
     "q",
-    "insight_id",
+    "conditional_test",
+    "rest_effect",
+    "q_conditional",
 ]
 EVOLUTION_COLS = [
     "rank",
@@ -88,6 +97,8 @@ def _fmt(v, col: str = "") -> str:
         return "yes" if v else "no"
     if col in COUNT_COLS and isinstance(v, float) and v == v and v.is_integer():
         return str(int(v))  # a count that an aggregation made a float: "99", not "99.000"
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v)
     if isinstance(v, float):
         if v != v:  # NaN
             return ""
@@ -131,16 +142,23 @@ def findings_records(insights: pl.DataFrame, limit: int = 25) -> list[dict]:
     for r in ranked_findings(insights).head(limit).iter_rows(named=True):
         out.append(
             {
+                "finding_level": r["level_of_finding"],
                 "skill": str(r["name"])[:60],
                 "effect_pts": round(100 * r["effect"], 1),
                 "q": _pval(r["q"]),
+                "q_vs_strata": _pval(r["q_conditional"]),
                 "model": r["model"],
-                "vs": r["other_model"] or "others",
+                "vs": r["other_model"] or "mean of others",
                 "kind": r["kind"] + (" *" if r["significant"] else ""),
                 "n": r["n"],
                 "acc_pct_ci": f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
+                "unparsed_pct": f"{_pct(r['unparsed_share']) or '–'} / "
+                f"{_pct(r['other_unparsed_share']) or '–'}" + (" !" if r["unparsed_flag"] else ""),
                 "p": _pval(r["p"]),
                 "level": r["level"],
+                "levels": ", ".join(str(x) for x in r["levels"] or []),
+                "test": r["test"],
+                "conditional_test": r["conditional_test"],
                 "insight_id": r["insight_id"],
             }
         )
@@ -148,25 +166,34 @@ def findings_records(insights: pl.DataFrame, limit: int = 25) -> list[dict]:
 
 
 def findings_markdown(insights: pl.DataFrame, limit: int = 25) -> str:
-    """A Markdown table of the top findings with effect, n, accuracy [95% CI], p and q."""
+    """A Markdown table of the top findings: level, effect, n, accuracy [95% CI], tests, p, q."""
     if insights.height == 0:
         return "*No findings: need two models and slices above the minimum size.*"
     df = ranked_findings(insights).head(limit)
     n_sig = insights.filter(pl.col("significant")).height
+    n_skill = insights.filter(pl.col("level_of_finding") == "skill").height
     lines = [
-        f"{n_sig} of {insights.height} findings significant; top {df.height} shown.",
+        f"{n_sig} of {insights.height} findings significant, {n_skill} at skill level "
+        f"(they also hold against the rest of their strata); top {df.height} shown.",
         "",
-        "| kind | model | vs | skill | level | effect (pts) | n | acc % [95% CI] | other % | p | q |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| finding level | kind | model | vs | skill | levels | effect (pts) [95% CI] | n "
+        "| acc % [95% CI] | other % | unparsed % | test | p | q | q vs strata |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in df.iter_rows(named=True):
         name = str(r["name"]).replace("|", "/")[:60]
         star = " *" if r["significant"] else ""
         ci = f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+        eff = f"{100 * r['effect']:+.1f}"
+        if r["effect_ci_low"] is not None:
+            eff += f" [{100 * r['effect_ci_low']:+.1f}, {100 * r['effect_ci_high']:+.1f}]"
+        unp = f"{_pct(r['unparsed_share']) or '–'} / {_pct(r['other_unparsed_share']) or '–'}"
         lines.append(
-            f"| {r['kind']}{star} | {r['model']} | {r['other_model'] or 'mean of others'} | "
-            f"{name} | {r['level']} | {100 * r['effect']:+.1f} | {r['n']} | {ci} | "
-            f"{_pct(r['other_accuracy'])} | {_pval(r['p'])} | {_pval(r['q'])} |"
+            f"| {r['level_of_finding']} | {r['kind']}{star} | {r['model']} | "
+            f"{r['other_model'] or 'mean of others'} | {name} | "
+            f"{', '.join(str(x) for x in r['levels'] or [])} | {eff} | {r['n']} | {ci} | "
+            f"{_pct(r['other_accuracy'])} | {unp}{' !' if r['unparsed_flag'] else ''} | "
+            f"{r['test']} | {_pval(r['p'])} | {_pval(r['q'])} | {_pval(r['q_conditional'])} |"
         )
     return "\n".join(lines)
 
@@ -225,7 +252,8 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
     slices, results = inputs.get("skill_slices"), inputs.get("model_results")
     instances = inputs.get("benchmark_instances")
     reg = project.registry
-    min_size, q_level = reg.slices.min_slice_size, reg.insights.q_level
+    min_size = reg.insights.min_n or reg.slices.min_slice_size
+    q_level = reg.insights.q_level
     sections: list[tuple[str, str]] = []
 
     # --- overall ---------------------------------------------------------------------
@@ -247,8 +275,15 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
     body.append(
         f"<p class='note'>Slices enter the findings with at least {min_size} instances per model; "
         f"a finding is significant when its Benjamini–Hochberg q is below {q_level}. "
-        "Intervals are Wilson 95%; pairwise p-values are exact McNemar tests (binomial test on "
-        "the discordant instances) on the instances both models answered.</p>"
+        "Accuracy intervals are Wilson 95%, effect intervals Student-t 95% of the mean "
+        "per-instance difference. Pairwise p-values are exact McNemar tests (binomial test on "
+        "the discordant instances) on the instances both models answered; strength/weakness "
+        "p-values are exact sign tests of the model's per-instance score minus the mean of the "
+        "other models. Every finding is also tested against the same comparison on the rest "
+        "of its benchmark (and metadata) strata (Cochran–Mantel–Haenszel); only findings that "
+        "pass both are <b>skill</b>-level, the others are benchmark/category-level. "
+        "Unparsed % is the share of answers without a parsed answer (model / other); "
+        "! marks a finding whose gap is mostly unparsed answers.</p>"
     )
     sections.append(("Overall accuracy", "".join(body)))
 
@@ -292,7 +327,7 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
             _img(plots.accuracy_heatmap(acc), "accuracy heat map (skills × models)")
             + _table(
                 acc.filter(~pl.col("small")).sort(["level", "n"], descending=[False, True]),
-                ["name", "level", "model", "n", "accuracy", "ci_low", "ci_high"],
+                ["name", "level", "model", "n", "accuracy", "ci_low", "ci_high", "unparsed_share"],
                 limit=60,
             ),
         )

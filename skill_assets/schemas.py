@@ -78,6 +78,7 @@ SLICE_ACCURACY = {
     "ci_low": pl.Float64,
     "ci_high": pl.Float64,
     "small": pl.Boolean,  # n below the configured minimum slice size
+    "unparsed_share": pl.Float64,  # results without a parsed answer; null = not recorded
 }
 
 

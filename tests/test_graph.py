@@ -74,10 +74,44 @@ def test_insight_lineage_reachable_in_dagster_metadata(ran_project):
     ).records[0]
     md = rec.asset_materialization.metadata["lineage"].value
     instance.dispose()
-    ins = read_asset(project, "skill_insights")
-    top = ins.sort(["significant", "q"], descending=[True, False], nulls_last=True)
+    from skill_assets.insights import ranked_findings
+
+    top = ranked_findings(read_asset(project, "skill_insights"))
     assert f"skill-slices explain {top['insight_id'][0]}" in md
     assert "`bench/" in md  # sample instances with their spans
+
+
+def test_explain_names_tests_and_every_models_answer(ran_project):
+    root, _ = ran_project
+    project = load_project(root)
+    ins = read_asset(project, "skill_insights")
+    # both tests named in columns whose name contains "test", and a level per finding
+    assert {"test", "conditional_test", "level_of_finding"} <= set(ins.columns)
+    assert set(ins["level_of_finding"].to_list()) <= {"skill", "category", "not significant"}
+    row = ins.filter(pl.col("kind") == "strength").sort("q").row(0, named=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "skill_assets.cli", "explain", row["insight_id"]]
+    out = subprocess.run(
+        [*cmd, "--project", str(root), "--json", "--sample", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    ex = json.loads(out.stdout)
+    assert ex["finding"]["test"] == row["test"] and "sign test" in row["test"]
+    assert "Mantel-Haenszel" in ex["finding"]["conditional_test"]
+    slice_n = read_asset(project, "skill_slices").filter(pl.col("skill_id") == row["skill_id"])
+    assert len(ex["instances"]) == 3
+    assert ex["instances_left_out"] == slice_n["uids"][0].unique().len() - 3
+    for inst in ex["instances"]:
+        assert set(inst["answers"]) == {"alpha", "beta"}
+        assert {a["outcome"] for a in inst["answers"].values()} <= {"right", "wrong", "unparsed"}
+    text = subprocess.run(
+        [*cmd, "--project", str(root)], capture_output=True, text=True, env=env
+    ).stdout
+    assert "marginal test: exact sign test" in text and "conditional test: Cochran" in text
+    assert "answers: alpha=" in text and "not listed" in text
 
 
 def test_second_run_materializes_nothing(ran_project):

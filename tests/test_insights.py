@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import polars as pl
@@ -20,10 +21,14 @@ from skill_assets.evolution import (
     model_evolution,
 )
 from skill_assets.insights import (
+    GAIN_TEST,
     GAINS,
     INSIGHTS,
+    LEVELS,
     PAIRWISE,
+    PAIRWISE_TEST,
     headline,
+    instance_strata,
     mcnemar_exact_p,
     model_gains,
     pairwise_tests,
@@ -134,28 +139,28 @@ def test_pairwise_binarises_scores():
 
 def test_model_gains_hand_checked():
     results, slices = hand_results(), hand_slices()
-    sa = slice_accuracy(results, slices, min_slice_size=30)
-    pw = pairwise_tests(results, slices, min_slice_size=30)
-    g = model_gains(sa, pw, q_level=0.05, min_slice_size=30)
+    g = model_gains(results, slices, min_slice_size=30, q_level=0.05)
     assert g.schema == pl.Schema(GAINS)
     got = {(r["skill_id"], r["model"]): r for r in g.iter_rows(named=True)}
-    # U: B has only 25 results (< 30) so it takes no part there
+    # U: B answered 25 (< 30) of its instances, so it has no gain there (but counts as an other)
     assert set(got) == {("S", "A"), ("S", "B"), ("S", "C"), ("U", "A"), ("U", "C")}
-    q = {(r["skill_id"], r["model_a"], r["model_b"]): r["q"] for r in pw.iter_rows(named=True)}
-    # S: A .75, B .50, C .75
-    assert got["S", "A"]["gain"] == pytest.approx(0.75 - (0.5 + 0.75) / 2)
-    assert got["S", "A"]["kind"] == "strength"
-    # A's only test in the strength direction on S is A vs B (A vs C has effect 0)
-    assert got["S", "A"]["versus"] == "B" and got["S", "A"]["q"] == pytest.approx(q["S", "A", "B"])
+    # S: A .75, B .50, C .75; per instance A - mean(B, C): +.5 on u18..u29, -.5 on u30, u31
+    sa = got["S", "A"]
+    assert sa["gain"] == pytest.approx(0.75 - (0.5 + 0.75) / 2)
+    assert (sa["kind"], sa["n_above"], sa["n_below"], sa["n"]) == ("strength", 12, 2, 40)
+    assert sa["p"] == pytest.approx(binomtest(12, 14, 0.5).pvalue)
     assert got["S", "B"]["gain"] == pytest.approx(-0.25) and got["S", "B"]["kind"] == "weakness"
-    assert got["S", "B"]["q"] == pytest.approx(q["S", "A", "B"])
-    assert got["S", "C"]["versus"] == "B"
-    assert got["U", "A"]["gain"] == pytest.approx(1 - 15 / 35)
-    assert got["U", "A"]["other_accuracy"] == pytest.approx(15 / 35)
-    assert got["U", "C"]["kind"] == "weakness" and got["U", "C"]["n_models"] == 2
+    assert (got["S", "B"]["n_above"], got["S", "B"]["n_below"]) == (2, 12)
+    # U: A = 1 everywhere; others' mean is 1 (u40..54), .5 (u55..64, B right, C wrong), 0 after
+    ua = got["U", "A"]
+    assert ua["gain"] == pytest.approx(15 / 35) and ua["other_accuracy"] == pytest.approx(20 / 35)
+    assert (ua["n_above"], ua["n_below"], ua["n_models"]) == (20, 0, 3)
+    assert got["U", "C"]["gain"] == pytest.approx(-20 / 35)
+    np.testing.assert_allclose(g["q"].to_numpy(), false_discovery_control(g["p"].to_numpy()))
     for r in got.values():
-        assert r["significant"] == (r["q"] is not None and r["q"] < 0.05)
+        assert r["significant"] == (r["q"] < 0.05)
         assert r["ci_low"] <= r["accuracy"] <= r["ci_high"]
+        assert r["gain_ci_low"] <= r["gain"] <= r["gain_ci_high"]
 
 
 def test_skill_insights_ranked_and_stable():
@@ -176,15 +181,22 @@ def test_skill_insights_ranked_and_stable():
     assert row["other_model"] is None
     for r in ins.iter_rows(named=True):
         assert r["ci_low"] <= r["accuracy"] <= r["ci_high"]
-    # rank: 1..k within model, significant first, then |effect| descending
+    # rank: 1..k within model, skill-level first, then significant, then the effect's
+    # CI bound nearest zero descending
+    order = {v: i for i, v in enumerate(LEVELS)}
     for _, grp in ins.group_by("model"):
         grp = grp.sort("rank")
         assert grp["rank"].to_list() == list(range(1, grp.height + 1))
+        lv = [order[x] for x in grp["level_of_finding"].to_list()]
+        assert lv == sorted(lv)
         sig = grp["significant"].to_list()
         assert sig == sorted(sig, reverse=True)
-        for flag in (True, False):
-            eff = grp.filter(pl.col("significant") == flag)["effect"].abs().to_list()
-            assert eff == sorted(eff, reverse=True)
+        for _, sub in grp.group_by("level_of_finding", "significant", maintain_order=True):
+            bound = [
+                max(lo if e >= 0 else -hi, 0.0)
+                for e, lo, hi in sub.select("effect", "effect_ci_low", "effect_ci_high").iter_rows()
+            ]
+            assert bound == sorted(bound, reverse=True)
     again = skill_insights(results, slices, min_slice_size=30, q_level=0.05)
     assert again.equals(ins)
     text = headline(ins, top_k=2)
@@ -394,3 +406,346 @@ def test_dataset_view_hand_checked():
     ] == pytest.approx(4 / 6)
     assert by_bench["A", "b2"]["contribution"] == pytest.approx(1 / 6)
     assert dataset_view(results.clear(), slices.clear()).height == 0
+
+
+# --- skill-level vs benchmark-level findings on synthetic truth --------------------------
+
+# 20-instance outcome patterns (1 = right); equal outcomes outside the tested effect
+EVEN = {  # three models of the same accuracy (50%) with discordance both ways
+    "A": [1] * 10 + [0] * 10,
+    "B": [0] * 5 + [1] * 10 + [0] * 5,
+    "C": [1] * 5 + [0] * 5 + [1] * 5 + [0] * 5,
+}
+A_AHEAD = {  # A right on 17/20, B and C on 10/20: A beats B on 8 discordant pairs, loses 1
+    "A": [1] * 17 + [0] * 3,
+    "B": [1] * 9 + [0] * 8 + [1] + [0] * 2,
+    "C": [1] * 5 + [0] * 5 + [1] * 5 + [0] * 5,
+}
+
+
+def synthetic(assign) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+    """Results on benchmarks x and y (400 each); ``assign(bench, i)`` -> (pattern, position).
+
+    Also returns the uids of each benchmark. Every uid is "bench/i", so the
+    strata (benchmarks) come from the results' ``benchmark`` column.
+    """
+    rows, uids = [], {}
+    for bench in ("x", "y"):
+        for i in range(400):
+            pattern, pos = assign(bench, i)
+            uid = f"{bench}/{i:03d}"
+            uids.setdefault(bench, []).append(uid)
+            for m, outcomes in pattern.items():
+                rows.append((uid, bench, m, float(outcomes[pos % 20]), "X"))
+    df = pl.DataFrame(
+        rows, schema=["uid", "benchmark", "model", "correct", "parsed_answer"], orient="row"
+    )
+    return df, uids
+
+
+def leveled_slices(spec: dict[str, tuple[int, list[str]]]) -> pl.DataFrame:
+    return make_slices({k: v[1] for k, v in spec.items()}).with_columns(
+        pl.Series("level", [v[0] for v in spec.values()], dtype=pl.Int64)
+    )
+
+
+def test_better_only_through_benchmark_yields_no_skill_finding():
+    # A is ahead on all of benchmark x, equal on y; slice K takes every other block of 20
+    # from both, so inside x it looks exactly like the rest of x.
+    results, uids = synthetic(lambda b, i: (A_AHEAD if b == "x" else EVEN, i))
+    in_k = [u for b in ("x", "y") for i, u in enumerate(uids[b]) if (i // 20) % 2 == 0]
+    slices = leveled_slices(
+        {
+            "K": (0, in_k),
+            "X": (0, uids["x"]),
+            "Xq": (1, [u for i, u in enumerate(uids["x"]) if (i // 20) % 4 == 0]),
+        }
+    )
+    ins = skill_insights(results, slices, min_slice_size=30)
+    assert ins.filter(pl.col("level_of_finding") == "skill").height == 0
+    k_ab = ins.filter(
+        (pl.col("skill_id") == "K") & (pl.col("model") == "A") & (pl.col("other_model") == "B")
+    ).row(0, named=True)
+    # the marginal test alone would call it: A wins 80 discordant pairs, loses 10
+    assert k_ab["significant"] and k_ab["q"] < 1e-6
+    assert k_ab["level_of_finding"] == "benchmark"
+    assert k_ab["conditional_odds_ratio"] == pytest.approx(1.0)
+    assert k_ab["p_conditional"] == pytest.approx(1.0)
+    # a slice that is its whole benchmark has nothing to be compared with
+    x_ab = ins.filter(
+        (pl.col("skill_id") == "X") & (pl.col("model") == "A") & (pl.col("other_model") == "B")
+    ).row(0, named=True)
+    assert x_ab["p_conditional"] is None and x_ab["level_of_finding"] == "benchmark"
+    # skill-level rows would come first; here benchmark-level significant rows lead
+    assert ins["level_of_finding"][0] == "benchmark"
+
+
+def k_results():
+    """A is better than B and C only on skill K (every 4th instance of x and y)."""
+
+    def assign(bench, i):
+        return (A_AHEAD, i // 4) if i % 4 == 0 else (EVEN, i - i // 4)
+
+    results, uids = synthetic(assign)
+    in_k = [u for b in ("x", "y") for i, u in enumerate(uids[b]) if i % 4 == 0]
+    return results, uids, in_k
+
+
+def test_better_on_one_skill_across_benchmarks_yields_skill_finding():
+    results, uids, in_k = k_results()
+    other = [u for b in ("x", "y") for i, u in enumerate(uids[b]) if i % 4 == 1]
+    slices = leveled_slices({"K": (1, in_k), "N": (1, other)})
+    ins = skill_insights(results, slices, min_slice_size=30)
+    skill = ins.filter(pl.col("level_of_finding") == "skill")
+    got = {(r["kind"], r["model"], r["other_model"]) for r in skill.iter_rows(named=True)}
+    assert ("pairwise", "A", "B") in got and ("strength", "A", None) in got
+    assert set(skill["skill_id"].to_list()) == {"K"}
+    # skill-level findings are listed first
+    assert ins["level_of_finding"].head(skill.height).to_list() == ["skill"] * skill.height
+    ab = skill.filter((pl.col("kind") == "pairwise") & (pl.col("other_model") == "B")).row(
+        0, named=True
+    )
+    assert ab["conditional_odds_ratio"] > 1 and ab["rest_effect"] == pytest.approx(0.0)
+    assert ab["test"] == PAIRWISE_TEST and "Mantel-Haenszel" in ab["conditional_test"]
+    # the conditional p is statsmodels' CMH on the per-benchmark 2x2 tables
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    # per benchmark: K holds 100 instances = 5 blocks of A_AHEAD (A wins 8, loses 1 per block);
+    # the other 300 are 15 blocks of EVEN (A vs B: wins 5, loses 5 per block)
+    t = np.array([[[40, 40], [5, 5]], [[75, 75], [75, 75]]], dtype=float)  # [in/out][won/lost][x/y]
+    ref = StratifiedTable(t).test_null_odds(correction=False).pvalue
+    assert ab["p_conditional"] == pytest.approx(ref, rel=1e-9)
+
+
+def test_nested_duplicate_slices_yield_one_finding():
+    results, uids, in_k = k_results()
+    slices = leveled_slices(
+        {"K0": (0, in_k), "K1": (1, in_k[2:-2]), "K2": (2, in_k[:100])}  # K2: only benchmark x
+    )
+    ins = skill_insights(results, slices, min_slice_size=30)
+    ab = ins.filter(
+        (pl.col("kind") == "pairwise") & (pl.col("model") == "A") & (pl.col("other_model") == "B")
+    )
+    # K0 and K1 (Jaccard 196/200) are one finding listing both levels; K2 (half of K0) is not
+    assert ab.height == 2
+    merged = ab.filter(pl.col("skill_id").is_in(["K0", "K1"])).row(0, named=True)
+    assert merged["levels"] == [0, 1]
+    assert len(merged["merged_skill_ids"]) == 1
+    assert merged["merged_skill_ids"][0] in {"K0", "K1"} and merged["merged_names"]
+    assert ab.filter(pl.col("skill_id") == "K2").row(0, named=True)["levels"] == [2]
+    # every comparison on K0/K1 appears once
+    k01 = ins.filter(pl.col("skill_id").is_in(["K0", "K1"]))
+    assert k01.select("kind", "model", "other_model").is_duplicated().sum() == 0
+    # with a stricter overlap nothing merges
+    strict = skill_insights(results, slices, min_slice_size=30, merge_overlap=0.99)
+    assert strict.height == ins.height + k01.height
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=2, max_value=4))
+def test_gain_p_values_are_the_named_sign_test(seed, n_models):
+    rng = np.random.default_rng(seed)
+    models = ["A", "B", "C", "D"][:n_models]
+    n_inst = 80
+    uids = [u(i) for i in range(n_inst)]
+    # random scores (some fractional), some missing results
+    score = {m: np.round(rng.random(n_inst) * rng.uniform(0.6, 1.6), 2).clip(0, 1) for m in models}
+    have = {m: rng.random(n_inst) < 0.9 for m in models}
+    results = pl.DataFrame(
+        [(x, m, float(score[m][i])) for m in models for i, x in enumerate(uids) if have[m][i]],
+        schema=["uid", "model", "correct"],
+        orient="row",
+    )
+    spec = {f"s{j}": [x for x in uids if rng.random() < 0.5] for j in range(3)}
+    g = model_gains(results, make_slices(spec), min_slice_size=5)
+    idx = {x: i for i, x in enumerate(uids)}
+    for r in g.iter_rows(named=True):
+        rows = [idx[x] for x in set(spec[r["skill_id"]])]
+        m = r["model"]
+        d, d_raw = [], []
+        for i in rows:
+            others = [o for o in models if o != m and have[o][i]]
+            if not have[m][i] or not others:
+                continue
+            d.append(float(score[m][i] >= 0.5) - np.mean([score[o][i] >= 0.5 for o in others]))
+            d_raw.append(score[m][i] - np.mean([score[o][i] for o in others]))
+        d = np.array(d)
+        above, below = int((d > 1e-9).sum()), int((d < -1e-9).sum())
+        assert (r["n"], r["n_above"], r["n_below"]) == (len(d), above, below)
+        ref = binomtest(above, above + below, 0.5).pvalue if above + below else 1.0
+        assert r["p"] == pytest.approx(ref, rel=1e-9)
+        assert r["gain"] == pytest.approx(np.mean(d_raw))
+    ins = skill_insights(results, make_slices(spec), min_slice_size=5)
+    gains = ins.filter(pl.col("kind") != "pairwise")
+    assert set(gains["test"].to_list()) <= {GAIN_TEST}
+    assert set(ins.filter(pl.col("kind") == "pairwise")["test"].to_list()) <= {PAIRWISE_TEST}
+    by_key = {(r["skill_id"], r["model"]): r["p"] for r in g.iter_rows(named=True)}
+    for r in gains.iter_rows(named=True):
+        assert r["p"] == pytest.approx(by_key[r["skill_id"], r["model"]])
+    # q: one BH family over every row of the table (no slice is merged here)
+    if ins.height and ins["merged_skill_ids"].list.len().sum() == 0:
+        np.testing.assert_allclose(
+            ins["q"].to_numpy(), false_discovery_control(ins["p"].to_numpy(), method="bh")
+        )
+
+
+def test_unparsed_answers_shown_and_flagged():
+    results, uids, in_k = k_results()
+    # on K, B's wrong answers are unparsed (no answer extracted)
+    k = set(in_k)
+    results = results.with_columns(
+        pl.when((pl.col("model") == "B") & pl.col("uid").is_in(list(k)) & (pl.col("correct") == 0))
+        .then(None)
+        .otherwise(pl.col("parsed_answer"))
+        .alias("parsed_answer")
+    )
+    slices = leveled_slices({"K": (0, in_k)})
+    acc = slice_accuracy(results, slices, min_slice_size=30)
+    shares = dict(zip(acc["model"], acc["unparsed_share"], strict=True))
+    assert shares["A"] == 0.0 and shares["B"] == pytest.approx(0.5)  # 10 of 20 wrong per block
+    ins = skill_insights(results, slices, min_slice_size=30)
+    ab = ins.filter((pl.col("model") == "A") & (pl.col("other_model") == "B")).row(0, named=True)
+    assert ab["other_unparsed_share"] == pytest.approx(0.5) and ab["unparsed_flag"]
+    # C's answers are all parsed: A's lead over C is not flagged
+    ac = ins.filter((pl.col("model") == "A") & (pl.col("other_model") == "C")).row(0, named=True)
+    assert ac["other_unparsed_share"] == 0.0 and not ac["unparsed_flag"]
+    # results that never carry a parsed answer give no parse information (null, not 100%)
+    blind = slice_accuracy(results.drop("parsed_answer"), slices, min_slice_size=30)
+    assert blind["unparsed_share"].null_count() == blind.height
+
+
+def test_metadata_strata():
+    results, uids, in_k = k_results()
+    instances = pl.DataFrame(
+        {
+            "uid": uids["x"] + uids["y"],
+            "benchmark": ["x"] * 400 + ["y"] * 400,
+            "metadata": [
+                json.dumps({"topic": "k" if i % 4 == 0 else "other"})
+                for _ in range(2)
+                for i in range(400)
+            ],
+        }
+    )
+    strata = instance_strata(results, instances, ["topic"])
+    assert strata["stratum"].n_unique() == 4 and "x | k" in strata["stratum"].to_list()
+    # K is exactly a category here: within (benchmark x topic) nothing separates it
+    ins = skill_insights(
+        results, leveled_slices({"K": (0, in_k)}), 30, strata=strata, strata_label="category"
+    )
+    assert ins.filter(pl.col("level_of_finding") == "skill").height == 0
+    assert "category" in ins["level_of_finding"].to_list()
+    assert "benchmark x category" in ins["conditional_test"][0]
+    with pytest.raises(ValueError, match="'topik'"):
+        instance_strata(results, instances, ["topik"])
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("insights:\n  strata: ['']\n", "insights.strata"),
+        ("insights:\n  strata: [subject, subject]\n", "duplicate"),
+        ("insights:\n  min_n: 0\n", "insights.min_n"),
+        ("insights:\n  merge_overlap: 1.5\n", "insights.merge_overlap"),
+    ],
+)
+def test_insights_settings_are_validated(tmp_path, block, message):
+    from skill_assets.registry import RegistryError, load_project
+    from tests.conftest import write_project
+
+    root = write_project(tmp_path / "p", extra_registry=block)
+    with pytest.raises(RegistryError, match=message):
+        load_project(root)
+
+
+def test_insights_strata_default_to_the_metadata_column(tmp_path):
+    from skill_assets.registry import load_project
+    from tests.conftest import write_project
+
+    reg = load_project(write_project(tmp_path / "p")).registry
+    assert reg.insights.strata_columns(reg.routing) == [reg.routing.metadata_column] == ["subject"]
+    reg = load_project(
+        write_project(tmp_path / "q", extra_registry="insights:\n  strata: []\n")
+    ).registry
+    assert reg.insights.strata_columns(reg.routing) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=1, max_value=6))
+def test_cmh_matches_statsmodels(seed, n_strata):
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    from skill_assets.insights import cmh_tests
+
+    rng = np.random.default_rng(seed)
+    rows = 20
+    # sparse small counts: many zero cells, empty rows/columns and uninformative strata
+    cells = [rng.poisson(rng.uniform(0, 6), size=(rows, n_strata)) for _ in range(4)]
+    p, odds = cmh_tests(*cells)
+    for r in range(rows):
+        a, b, c, d = (x[r] for x in cells)
+        ok = (a + b > 0) & (c + d > 0) & (a + c > 0) & (b + d > 0)
+        if not ok.any():
+            assert np.isnan(p[r]) and np.isnan(odds[r])
+            continue
+        t = np.stack([np.stack([a[ok], b[ok]]), np.stack([c[ok], d[ok]])]).astype(float)
+        ref = StratifiedTable(t)
+        assert p[r] == pytest.approx(ref.test_null_odds(correction=False).pvalue, abs=1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = ref.oddsratio_pooled
+        assert odds[r] == pytest.approx(want, rel=1e-12) or (np.isnan(want) and np.isnan(odds[r]))
+
+
+def test_explanation_renders_tests_answers_and_missing_spans():
+    from skill_assets.lineage import FINDING_KEYS, format_explanation
+
+    finding = dict.fromkeys(FINDING_KEYS)
+    finding.update(
+        insight_id="abc123",
+        kind="strength",
+        level_of_finding="benchmark",
+        model="A",
+        effect=0.2,
+        n=40,
+        test=GAIN_TEST,
+        conditional_test="Cochran-Mantel-Haenszel: won/lost instances in slice vs rest of x",
+        p=0.01,
+        q=0.02,
+        levels=[0, 1],
+        merged_names=["child (L1)"],
+    )
+    ex = {
+        "finding": finding,
+        "slice": {
+            "skill_id": "s",
+            "name": "skill",
+            "level": 0,
+            "parent_id": None,
+            "n": 40,
+            "member_names": ["skill"],
+        },
+        "instances": [
+            {
+                "uid": "b/1",
+                "question": "q?",
+                "gold_answer": "4",
+                "answers": {
+                    "A": {"outcome": "right", "parsed_answer": "4"},
+                    "B": {"outcome": "unparsed", "parsed_answer": None},
+                },
+                # imported (bring-your-own) skills carry no span
+                "steps": [{"step": 0, "skill_name": "skill", "span": None}],
+                "provenance": "imported",
+                "annotator_model": "imported:column:skills",
+                "prompt_version": None,
+                "call": None,
+            }
+        ],
+        "instances_disagreeing": 12,
+        "instances_left_out": 39,
+    }
+    text = format_explanation(ex)
+    assert f"marginal test: {GAIN_TEST}" in text and "conditional test: Cochran" in text
+    assert "A=right (4), B=unparsed" in text
+    assert "(no span recorded)" in text and "39 not listed" in text
+    assert "merged levels L0/L1" in text and "child (L1)" in text

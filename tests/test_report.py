@@ -247,12 +247,21 @@ def test_insights_command_prints_n_ci_p_q(project_with_assets):
     out = runner.invoke(main, ["insights", "--project", str(project.root), "--top", "5"])
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert lines[0].split()[:4] == ["kind", "model", "vs", "skill"]
-    for col in ("effect", "n", "acc % [95% CI]", "p", "q"):
-        assert col in lines[0]
-    body = [x for x in lines[2:] if x.startswith(("strength", "weakness", "pairwise"))]
-    assert len(body) == 5 and all(x.rstrip().endswith("*") for x in body)  # significant only
+    assert re.fullmatch(r"\d+ skill-level finding\(s\) .*", lines[0])
+    header = lines[1]
+    assert header.split()[:6] == ["id", "level", "kind", "model", "vs", "skill"]
+    for col in ("effect [CI]", "n", "acc % [95% CI]", "unp %", "p", "q", "q|strata"):
+        assert col in header
+    ids = set(inputs["skill_insights"]["insight_id"].to_list())
+    body = [x for x in lines[3:] if x.split()[:1] and x.split()[0] in ids]
+    assert len(body) == 5
+    q_at = header.index("q|strata")
+    assert all(x[:q_at].rstrip().endswith("*") for x in body)  # significant only
     assert re.search(r"\d+\.\d \[\s*\d+\.\d,\s*\d+\.\d\]", body[0])
+    # full model names, and both tests named under the table
+    assert any(m in body[0] for m in MODELS)
+    tests = out.output.split("Tests: ")[1]
+    assert "Mantel-Haenszel" in tests and ("exact McNemar" in tests or "exact sign test" in tests)
     # filters: model (as either side), level, kind; JSON keeps the numbers
     js = runner.invoke(
         main,
