@@ -29,7 +29,12 @@ def annotate_instances(
 
         log(f"taxonomy annotator: {instances.height} instances")
         rationales, mentions = annotate_with_taxonomy(
-            instances, resource.embedder(), max_paths=ann.max_paths
+            instances,
+            resource.embedder(),
+            max_paths=ann.max_paths,
+            use_metadata_hints=ann.metadata_hints,
+            cache=resource.question_vectors(),
+            log=log,
         )
         return rationales, mentions, {}
     from skill_assets.rationales import (

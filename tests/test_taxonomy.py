@@ -438,7 +438,7 @@ def test_mmlu_pro_categories_with_metadata_hints(embedder):
         ),
         INSTANCES,
     )
-    _, m = annotate_with_taxonomy(inst, embedder)
+    _, m = annotate_with_taxonomy(inst, embedder, use_metadata_hints=True)
     first = m.filter((pl.col("step") == 0) & (pl.col("level") <= 1))
     names = dict(first.group_by("uid").agg(pl.col("skill_name")).iter_rows())
     ok = sum(expect[r["category"]] in names[r["instance_id"]] for r in rows)
@@ -537,8 +537,12 @@ def test_metadata_hint_cues_pick_the_figure_skill(embedder):
     case = ("pie", "Is Navy Blue the maximum?", ["yes", "no"], "img.png", {}, "")
     plain = _instances([case])
     hinted = _instances([(*case[:4], {"context": "pie chart"}, "")])
-    _, m0 = annotate_with_taxonomy(plain, embedder)
-    _, m1 = annotate_with_taxonomy(hinted, embedder)
+    _, m0 = annotate_with_taxonomy(plain, embedder, use_metadata_hints=True)
+    _, m1 = annotate_with_taxonomy(hinted, embedder, use_metadata_hints=True)
+    # by default the metadata is not read at all
+    _, m2 = annotate_with_taxonomy(hinted, embedder)
+    assert m2["skill_name"].to_list() == m0["skill_name"].to_list()
+    assert "metadata:" not in " ".join(m2["span"].to_list())
     first = m1.filter(pl.col("step") == 0)["skill_name"].to_list()
     assert "pie chart reading" in first
     assert "pie chart reading" not in m0.filter(pl.col("step") == 0)["skill_name"].to_list()
