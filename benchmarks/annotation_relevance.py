@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--metadata-hints", action="store_true", help="annotate with metadata hints")
     ap.add_argument("--todo", type=Path, help="write unlabelled pairs (with question) here")
     ap.add_argument("--cache", type=Path, default=ROOT / ".skill-slices" / "bench-vectors")
+    ap.add_argument("--show", help="print every pair of this benchmark with its label")
     ap.add_argument("--set", action="append", default=[], help="annotator option k=v (tuning)")
     args = ap.parse_args()
 
@@ -199,6 +200,11 @@ def main() -> None:
     print(f"  first step: {share(df.filter(pl.col('step') == 0))}")
     for bench in SAMPLE:
         print(f"  {bench:<20} {share(df.filter(pl.col('benchmark') == bench))}")
+    if args.show:
+        q = dict(todo_inst.select("instance_id", "question").iter_rows())
+        for r in df.filter(pl.col("benchmark") == args.show).sort("instance_id", "step").to_dicts():
+            mark = {True: "yes", False: "NO ", None: " ? "}[r["relevant"]]
+            print(f"{mark} {r['instance_id']} | {r['skill']} | {q[r['instance_id']][:150]!r}")
     if args.todo:
         q = dict(todo_inst.select("instance_id", "question").iter_rows())
         o = dict(todo_inst.select("instance_id", "options").iter_rows())

@@ -101,7 +101,7 @@ _DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) *
 MAX_INSTANCE_CHARS = 128  # embedded instance text: head + tail of question and options
 MAX_KEYWORD_CHARS = 4000
 # Share of a path's score given to its benchmark's domain (see `annotate_with_taxonomy`).
-DOMAIN_PRIOR_WEIGHT = 0.3  # keyword cues are searched in this much of the full text
+DOMAIN_PRIOR_WEIGHT = 0.5  # keyword cues are searched in this much of the full text
 
 
 class TaxonomyError(ValueError):
@@ -532,6 +532,7 @@ class _Structure:
     path_weights: np.ndarray  # (m, m): row n = weights of n's ancestors-or-self, summing to 1
     ancestors: list[frozenset[int]]  # ancestors-or-self
     image: np.ndarray  # bool: node needs an image
+    domain: np.ndarray  # index of the node's level-1 ancestor (itself at levels 0 and 1)
     candidate: np.ndarray  # bool: node may end a chosen path
     everything: np.ndarray  # bool: all True
 
@@ -561,7 +562,15 @@ def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
     end_level = min(min_end_level, top)
     candidate = level >= end_level
     image = np.array([n.modality == "image" for n in tax.nodes], dtype=bool)
-    return _Structure(parent, level, weights, ancestors, image, candidate, np.ones(m, dtype=bool))
+    domain = np.arange(m)
+    for i in range(m):
+        j = i
+        while level[j] > 1:
+            j = parent[j]
+        domain[i] = j
+    return _Structure(
+        parent, level, weights, ancestors, image, domain, candidate, np.ones(m, dtype=bool)
+    )
 
 
 def _general_weights(st: _Structure, max_level: int) -> np.ndarray:
@@ -670,26 +679,36 @@ def _domain_priors(
     texts: list[str],
     vectors_of,
     node_vecs: np.ndarray,
+    st: _Structure,
     sample: int,
     min_instances: int,
 ) -> dict:
-    """benchmark -> mean node similarity over a fixed sample of its questions.
+    """benchmark -> per node, the share of the benchmark's questions whose own best path
+    runs through the node's level-1 skill (its domain).
 
-    The sample (at most `sample` questions, chosen by a hash of the uid, so it does not
-    depend on row order) keeps this bounded for large benchmarks. Benchmarks with fewer
-    than `min_instances` questions get no prior (one routed question says nothing about
-    its "benchmark")."""
+    Each sampled question votes with the best path its text alone supports; the shares
+    say what the benchmark is about (GSM8K: arithmetic), so a path into a domain that
+    almost no question of the benchmark belongs to (plant biology) needs much stronger
+    evidence. The sample (at most `sample` questions, chosen by a hash of the uid, so it
+    does not depend on row order) keeps this bounded for large benchmarks. Benchmarks with
+    fewer than `min_instances` questions get no prior (one routed question says nothing
+    about its "benchmark")."""
     by_bench: dict = {}
     for i, b in enumerate(benchmarks):
         if texts[i]:
             by_bench.setdefault(b, []).append(i)
+    domain = st.domain  # level-1 ancestor (or self) of every node
     priors = {}
     for b, rows in by_bench.items():
         if len(rows) < min_instances:
             continue
         rows = sorted(rows, key=lambda i: _stable_rank(uids[i]))[:sample]
-        sims = vectors_of([texts[i] for i in rows]) @ node_vecs.T
-        priors[b] = sims.mean(axis=0).astype(np.float64)
+        sims = (vectors_of([texts[i] for i in rows]) @ node_vecs.T).astype(np.float64)
+        sims[:, st.image] -= 0.15  # as for a question without an image
+        ps = sims @ st.path_weights.T
+        ps[:, ~st.candidate] = -np.inf
+        votes = np.bincount(domain[ps.argmax(axis=1)], minlength=len(domain))
+        priors[b] = (votes / len(rows))[domain]
     return priors
 
 
@@ -706,13 +725,13 @@ def annotate_with_taxonomy(
     keyword_weight: float = 0.08,
     hint_keyword_weight: float = 0.4,
     prior_weight: float = DOMAIN_PRIOR_WEIGHT,
-    prior_max_level: int = 1,
     prior_sample: int = 512,
     prior_min_instances: int = 30,
     image_penalty: float = 0.15,
-    rel_threshold: float = 0.85,
-    visual_floor: float = 0.75,
+    rel_threshold: float = 0.95,
+    visual_floor: float = 0.85,
     diversity: float = 0.03,
+    cross_domain_cue: bool = True,
     min_end_level: int = 2,
     max_chars: int = MAX_INSTANCE_CHARS,
     batch_size: int = 64,
@@ -735,10 +754,10 @@ def annotate_with_taxonomy(
     - `keyword_weight`: bonus for a node whose keyword cues occur in the instance;
     - `hint_keyword_weight`: bonus for a node whose keyword cues occur in a metadata hint
       value (``context: "pie chart"`` names the figure-reading skill);
-    - `prior_weight`: share in a path's score of its general nodes' (levels 0 to
-      `prior_max_level`) mean similarity to the instance's benchmark, measured on up to
-      `prior_sample` of its questions (benchmarks of at least `prior_min_instances`):
-      GSM8K is arithmetic, so its petals are counted rather than classified;
+    - `prior_weight`: bonus for a path, times the share of its benchmark's questions
+      whose own best path lies in the same level-1 domain (votes of up to `prior_sample`
+      questions, for benchmarks of at least `prior_min_instances`): GSM8K is
+      arithmetic, so its petals are counted rather than classified;
     - `image_penalty`: subtracted from ``modality: image`` nodes when there is no image;
     - `rel_threshold`: a further path must score at least this fraction of the best one;
     - `visual_floor`: with an image, the reasoning steps that follow the visual step must
@@ -765,7 +784,6 @@ def annotate_with_taxonomy(
     node_vecs = _node_vectors(tax, embedder, cache)
     kw_index = _KeywordIndex.build(tax)
     hint_weights = _general_weights(st, hint_max_level)
-    prior_weights = _general_weights(st, prior_max_level)
 
     n = instances.height
     cols = instances.columns
@@ -788,10 +806,8 @@ def annotate_with_taxonomy(
     priors: dict = {}
     if prior_weight > 0:
         priors = _domain_priors(
-            benchmarks, uids, texts, vectors_of, node_vecs, prior_sample, prior_min_instances
+            benchmarks, uids, texts, vectors_of, node_vecs, st, prior_sample, prior_min_instances
         )
-        # a path's prior: the mean prior similarity of its general nodes
-        priors = {b: prior_weights @ p for b, p in priors.items()}
 
     params = _ScoreParams(
         max_paths=max_paths,
@@ -804,6 +820,7 @@ def annotate_with_taxonomy(
         rel_threshold=rel_threshold,
         visual_floor=visual_floor,
         diversity=diversity,
+        cross_domain_cue=cross_domain_cue,
     )
     rat_parts: list[pl.DataFrame] = []
     men_parts: list[pl.DataFrame] = []
@@ -855,6 +872,7 @@ class _ScoreParams:
     rel_threshold: float
     visual_floor: float
     diversity: float
+    cross_domain_cue: bool
 
 
 def _annotate_one(
@@ -906,9 +924,9 @@ def _annotate_one(
         sc[st.image] -= p.image_penalty
     text_ps = st.path_weights @ sc
     if prior is not None:
-        # The benchmark's domain steers only the general levels of a path, the same amount
-        # for every path below a level-1 node, so the question picks the specific skill.
-        text_ps = (1.0 - p.prior_weight) * text_ps + p.prior_weight * prior
+        # The benchmark's domains lift every path below a level-1 skill by the same amount,
+        # so the question, not the prior, picks the specific skill within a domain.
+        text_ps = text_ps + p.prior_weight * prior
     ps = text_ps if hint_cue is None else text_ps + st.path_weights @ hint_cue
     if hint_sim is not None:
         # Hints name a domain: like the prior, they steer only the general levels.
@@ -917,6 +935,12 @@ def _annotate_one(
     if has_image_nodes and image:
         # Read the picture first (one visual skill), then reason (the other steps).
         chosen = _select_paths(ps, st.image, st, 1, p.rel_threshold, p.diversity)
+        if chosen and not (hint_cue is not None and hint_cue[chosen[0].node] > 0):
+            # Without a cue naming the figure ("bar", "pie chart", "angle"), the text cannot
+            # tell which kind of figure it is: say only the general visual skill.
+            own = [a for a in st.ancestors[chosen[0].node] if st.level[a] >= 2]
+            if not any(a in cues for a in own):
+                chosen = [_Choice(int(st.domain[chosen[0].node]), chosen[0].score)]
     if chosen:
         # Metadata hints of image benchmarks mostly describe the figure ("bar chart"),
         # not the reasoning: they may lift a reasoning path but never demote it below
@@ -928,6 +952,17 @@ def _annotate_one(
         )
     else:
         chosen = _select_paths(ps, st.everything, st, p.max_paths, p.rel_threshold, p.diversity)
+        if len(chosen) > 1 and p.cross_domain_cue:
+            # A further step in another top-level domain than the first needs its own cue
+            # in the text: a near-tie in embedding space alone is mostly a surface match.
+            top = st.ancestors[chosen[0].node]
+            keep = chosen[:1]
+            for c in chosen[1:]:
+                same = any(st.level[a] == 0 and a in top for a in st.ancestors[c.node])
+                own = [a for a in st.ancestors[c.node] if st.level[a] >= 2]
+                if same or any(a in cues for a in own):
+                    keep.append(c)
+            chosen = keep
     rationale = _emit(tax, chosen, cues, full, hints, uid, bench, men_rows)
     rat_rows.append(
         {
