@@ -578,3 +578,36 @@ def test_mathvista_sample_beats_keyword_baseline(embedder):
     )
     assert ours["micro"]["f1"] >= 0.65, ours["micro"]
     assert ours["micro"]["f1"] > kw["micro"]["f1"] + 0.05, (ours["micro"], kw["micro"])
+
+
+# --- registry option ----------------------------------------------------------------------
+
+
+def test_metadata_hints_option_is_validated_and_versions_annotations(tmp_path):
+    from skill_assets.plan import fingerprints
+    from skill_assets.registry import RegistryError, load_project
+    from tests.conftest import write_project
+
+    root = write_project(tmp_path / "p", n_per_subject=2)
+    reg = root / "skill-slices.yaml"
+    base = reg.read_text()
+    assert load_project(root).registry.annotator.metadata_hints is False  # off by default
+    off = fingerprints(load_project(root))[("rationales", "bench")]
+    reg.write_text(
+        base.replace("  provider: taxonomy\n", "  provider: taxonomy\n  metadata_hints: true\n")
+    )
+    on = fingerprints(load_project(root))[("rationales", "bench")]
+    assert on != off  # switching the prior re-annotates
+    reg.write_text(
+        base.replace("  provider: taxonomy\n", "  provider: taxonomy\n  metadata_hints: maybe\n")
+    )
+    with pytest.raises(RegistryError, match="metadata_hints"):
+        load_project(root)
+    reg.write_text(
+        base.replace(
+            "  provider: taxonomy\n",
+            "  provider: openai\n  model: gpt-4o\n  metadata_hints: true\n",
+        )
+    )
+    with pytest.raises(RegistryError, match="metadata_hints applies only to the taxonomy"):
+        load_project(root)
