@@ -80,7 +80,7 @@ from resources.question_vectors import QuestionVectorCache
 from skill_assets.schemas import INSTANCES, conform
 from skill_assets.taxonomy import annotate_with_taxonomy
 
-qfile, cache_dir = sys.argv[1], sys.argv[2]
+qfile, cache_dir, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
 qs = json.load(open(qfile))
 inst = conform(pl.DataFrame({
     "uid": [f"load/{i}" for i in range(len(qs))], "benchmark": "load",
@@ -88,7 +88,7 @@ inst = conform(pl.DataFrame({
     "answer": "", "metadata": "{}"}), INSTANCES)
 emb = CountingEmbedder(Embedder())
 t0 = time.perf_counter()
-r, m = annotate_with_taxonomy(inst, emb, cache=QuestionVectorCache(cache_dir),
+r, m = annotate_with_taxonomy(inst, emb, cache=QuestionVectorCache(cache_dir), chunk_size=chunk,
     log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
 print("RESULT", json.dumps({"seconds": time.perf_counter() - t0, "embedded": emb.texts,
     "rationales": r.height, "mentions": m.height,
@@ -96,11 +96,11 @@ print("RESULT", json.dumps({"seconds": time.perf_counter() - t0, "embedded": emb
 """
 
 
-def run_child(qfile: Path, cache: Path, kill_at: int | None = None) -> dict:
+def run_child(qfile: Path, cache: Path, chunk: int, kill_at: int | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(qfile), str(cache)],
+        [sys.executable, "-c", CHILD, str(qfile), str(cache), str(chunk)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -131,6 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--instances", type=int, default=200_000)
     ap.add_argument("--kill-at", type=float, default=0.3, help="share done when killed")
+    ap.add_argument("--chunk", type=int, default=4096, help="annotator chunk size")
     ap.add_argument("--cold", action="store_true", help="also a cold uninterrupted run")
     args = ap.parse_args()
     n = args.instances
@@ -142,17 +143,17 @@ def main() -> None:
             f"{n} distinct short questions; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         print(f"1. interrupted run (SIGKILL at {args.kill_at:.0%})")
-        a = run_child(qfile, tmp / "cache", kill_at=int(n * args.kill_at))
+        a = run_child(qfile, tmp / "cache", args.chunk, kill_at=int(n * args.kill_at))
         print(f"   killed after {a.get('done_when_killed')} instances, {a['wall']:.1f} s")
         print("2. resumed run (new process, same cache)")
-        b = run_child(qfile, tmp / "cache")
+        b = run_child(qfile, tmp / "cache", args.chunk)
         print(
             f"   {b['seconds']:.1f} s, {b['embedded']} texts embedded "
             f"(of {n}), peak RSS {b['peak_gib']:.2f} GiB"
         )
         if args.cold:
             print("3. cold run (fresh cache, uninterrupted)")
-            c = run_child(qfile, tmp / "cold")
+            c = run_child(qfile, tmp / "cold", args.chunk)
             print(
                 f"   {c['seconds']:.1f} s ({n / c['seconds']:.0f} questions/s), "
                 f"{c['embedded']} embedded, peak RSS {c['peak_gib']:.2f} GiB, "

@@ -209,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MathVista testmini folder")
     ap.add_argument("--max-paths", type=int, default=3, help="annotator max_paths")
     ap.add_argument("--limit", type=int, default=0, help="first N instances only (smoke runs)")
-    ap.add_argument(
-        "--no-ablation", action="store_true", help="skip the run with metadata hints"
-    )
+    ap.add_argument("--no-ablation", action="store_true", help="skip the run with metadata hints")
     ap.add_argument(
         "--cache",
         type=Path,
