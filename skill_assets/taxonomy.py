@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import yaml
+from scipy.sparse import csr_matrix
 
 from skill_assets.schemas import MENTIONS, RATIONALES, conform, empty
 
@@ -535,6 +536,7 @@ class _Structure:
     domain: np.ndarray  # index of the node's level-1 ancestor (itself at levels 0 and 1)
     candidate: np.ndarray  # bool: node may end a chosen path
     everything: np.ndarray  # bool: all True
+    path_sparse: Any = None  # path_weights as a scipy CSR matrix (a few ancestors per row)
 
 
 def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
@@ -569,7 +571,15 @@ def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
             j = parent[j]
         domain[i] = j
     return _Structure(
-        parent, level, weights, ancestors, image, domain, candidate, np.ones(m, dtype=bool)
+        parent,
+        level,
+        weights,
+        ancestors,
+        image,
+        domain,
+        candidate,
+        np.ones(m, dtype=bool),
+        csr_matrix(weights),
     )
 
 
@@ -783,7 +793,8 @@ def annotate_with_taxonomy(
     st = _structure(tax, min_end_level)
     node_vecs = _node_vectors(tax, embedder, cache)
     kw_index = _KeywordIndex.build(tax)
-    hint_weights = _general_weights(st, hint_max_level)
+    # at most 4 non-zeros per row: sparse products keep scoring cheap (200k questions)
+    hint_weights = csr_matrix(_general_weights(st, hint_max_level))
 
     n = instances.height
     cols = instances.columns
@@ -922,12 +933,12 @@ def _annotate_one(
     has_image_nodes = bool(st.image.any())
     if has_image_nodes and not image:
         sc[st.image] -= p.image_penalty
-    text_ps = st.path_weights @ sc
+    text_ps = st.path_sparse @ sc
     if prior is not None:
         # The benchmark's domains lift every path below a level-1 skill by the same amount,
         # so the question, not the prior, picks the specific skill within a domain.
         text_ps = text_ps + p.prior_weight * prior
-    ps = text_ps if hint_cue is None else text_ps + st.path_weights @ hint_cue
+    ps = text_ps if hint_cue is None else text_ps + st.path_sparse @ hint_cue
     if hint_sim is not None:
         # Hints name a domain: like the prior, they steer only the general levels.
         ps = (1.0 - p.hint_weight) * ps + p.hint_weight * (hint_weights @ hint_sim)
