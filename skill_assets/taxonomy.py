@@ -100,9 +100,10 @@ _STOPWORDS = frozenset(
 
 _DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) ** power
 MAX_INSTANCE_CHARS = 128  # embedded instance text: head + tail of question and options
-MAX_KEYWORD_CHARS = 4000
-# Share of a path's score given to its benchmark's domain (see `annotate_with_taxonomy`).
-DOMAIN_PRIOR_WEIGHT = 0.5  # keyword cues are searched in this much of the full text
+MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
+# Bonus per unit of vote share for a path in its benchmark's domain (`annotate_with_taxonomy`).
+DOMAIN_PRIOR_WEIGHT = 0.5
+CHUNK_SIZE = 4096  # questions per annotation chunk (memory bound, unit of saved progress)
 
 
 class TaxonomyError(ValueError):
@@ -745,7 +746,7 @@ def annotate_with_taxonomy(
     min_end_level: int = 2,
     max_chars: int = MAX_INSTANCE_CHARS,
     batch_size: int = 64,
-    chunk_size: int = 4096,
+    chunk_size: int = CHUNK_SIZE,
     cache=None,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
