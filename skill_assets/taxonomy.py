@@ -7,26 +7,33 @@ the same shapes as the LLM rationale annotator's (``schemas.RATIONALES`` and
 
 Method, per instance:
 
-1. Every node is embedded once from its name, description and first keywords (cached per
-   taxonomy version and embedder).
+1. Every node is embedded once from its name, description and first keywords (cached on
+   disk per taxonomy version and embedder, see `resources.question_vectors`).
 2. The instance text (question and options, cut to a head and a tail of about 130
-   characters, which keeps MiniLM fast) is embedded; cosine similarity to every node is
-   its semantic score.
-3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded one
-   value at a time; the best hint similarity of a node is mixed into its semantic score.
-4. Keyword cues of a node found in the full instance text add evidence (a cue shared by
-   many nodes counts less; cues made only of common words are ignored). Cues found in the
-   metadata hint values add evidence too (``context: "pie chart"`` names a figure skill).
-5. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
+   characters, which keeps MiniLM fast) is embedded once per embedder and kept in the
+   project's question-vector cache; cosine similarity to every node is its semantic score.
+3. Keyword cues of a node found in the full instance text add evidence (a cue shared by
+   many nodes counts less; cues made only of common words are ignored).
+4. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
    path, so a specific skill is chosen only when its general ancestors agree.
-6. The best ``max_paths`` paths that are not prefixes of one another and score within a
-   relative threshold of the best one become the rationale's steps; every node of a path is
-   one mention, level 0 being the top-level skill. Nodes marked ``modality: image`` are
+5. A per-benchmark *domain prior*: up to 512 of the benchmark's questions vote with their
+   own best path; a path earns a bonus proportional to the share of votes of its level-1
+   domain (GSM8K is arithmetic, so "petals" are counted rather than plant biology). It is
+   inferred from the questions, never from metadata.
+6. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are read only when
+   asked for (``use_metadata_hints``, registry ``annotator.metadata_hints``): embedded one
+   value at a time, mixed into the general levels of a path; their keyword cues count too.
+7. The best ``max_paths`` paths that are not prefixes of one another and score within a
+   relative threshold of the best one become the rationale's steps (a further step in
+   another top-level domain needs its own keyword cue); every node of a path is one
+   mention, level 0 being the top-level skill. Nodes marked ``modality: image`` are
    penalised when the instance has no image; when it has one, the first step is the best
-   visual path (reading the figure) and the other steps are the best non-visual paths
-   (reasoning about what was read) that score at least ``visual_floor`` of the visual
-   step. Since the metadata of image benchmarks mostly describes the figure, a reasoning
-   path is scored with or without the hints, whichever is higher.
+   visual path (reading the figure; only the general visual skill when nothing in the text
+   names the kind of figure) and the other steps are the best non-visual paths that score
+   at least ``visual_floor`` of the visual step.
+
+Instances are processed in chunks (bounded memory; vectors stored per chunk, so an
+interrupted run resumes without embedding again).
 
 Everything is deterministic: nodes and instances are processed in a fixed order, ties are
 broken by node order, and scores are rounded before ranking.
