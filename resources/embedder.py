@@ -56,7 +56,10 @@ class Embedder:
         if self.provider == "sentence-transformers":
             with _lock:  # from the model's config: no text is embedded for it
                 model = _load_sentence_transformer(self.model)
-            dim = model.get_sentence_embedding_dimension()
+            get_dim = getattr(model, "get_embedding_dimension", None) or (
+                model.get_sentence_embedding_dimension
+            )
+            dim = get_dim()
             if dim:
                 return int(dim)
         return int(self.encode(["dimension probe"]).shape[1])

@@ -200,10 +200,16 @@ class QuestionVectorCache:
     # -- taxonomy nodes -------------------------------------------------------------------
 
     def node_vectors(
-        self, version: str, texts: Sequence[str], embedder, batch_size: int = 64
+        self,
+        version: str,
+        texts: Sequence[str],
+        embedder,
+        batch_size: int = 64,
+        known: np.ndarray | None = None,
     ) -> np.ndarray:
         """Vectors of a taxonomy's node texts, stored as one .npy per taxonomy version,
-        node texts and embedder (a changed description gives a new file)."""
+        node texts and embedder (a changed description gives a new file). `known`: the
+        vectors if the caller already has them (stored instead of embedding again)."""
         texts = list(texts)
         digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:12]
         folder = self.folder(embedder.name)
@@ -215,7 +221,10 @@ class QuestionVectorCache:
                     return vec
             except (OSError, ValueError):  # damaged file: embed again and replace it
                 pass
-        vec = encode_texts(embedder, texts, batch_size)
+        if known is not None and len(known) == len(texts):
+            vec = np.asarray(known, dtype=np.float32)
+        else:
+            vec = encode_texts(embedder, texts, batch_size)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{path.name}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:

@@ -519,18 +519,18 @@ def node_text(node: TaxonomyNode) -> str:
 
 def _node_vectors(tax: Taxonomy, embedder, cache=None) -> np.ndarray:
     """Node vectors, from process memory, else the on-disk cache (`cache.node_vectors`),
-    else embedded (782 nodes take ~10 s with MiniLM; `route` in a cold process must not)."""
+    else embedded (782 nodes take ~10 s with MiniLM; `route` in a cold process must not).
+    Vectors already in memory are still written to a cache that lacks them."""
     key = (tax.version, embedder.name)
     with _cache_lock:
         vec = _node_vec_cache.get(key)
-    if vec is None:
-        texts = [node_text(n) for n in tax.nodes]
-        if cache is not None:
-            vec = cache.node_vectors(tax.version, texts, embedder)
-        else:
-            vec = np.asarray(embedder.encode(texts), dtype=np.float32)
-        with _cache_lock:
-            _node_vec_cache[key] = vec
+    texts = [node_text(n) for n in tax.nodes]
+    if cache is not None:
+        vec = cache.node_vectors(tax.version, texts, embedder, known=vec)
+    elif vec is None:
+        vec = np.asarray(embedder.encode(texts), dtype=np.float32)
+    with _cache_lock:
+        _node_vec_cache[key] = vec
     return vec
 
 
@@ -681,10 +681,10 @@ class _MemoryVectors:
             on_embedded(len(missing))
         return np.stack([self._vecs[t] for t in texts]).astype(np.float32, copy=False)
 
-    def node_vectors(self, version, texts, embedder, batch_size: int = 64):
+    def node_vectors(self, version, texts, embedder, batch_size: int = 64, known=None):
         from resources.question_vectors import encode_texts
 
-        return encode_texts(embedder, list(texts), batch_size)
+        return known if known is not None else encode_texts(embedder, list(texts), batch_size)
 
 
 def _stable_rank(uid: str) -> str:
