@@ -209,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MathVista testmini folder")
     ap.add_argument("--max-paths", type=int, default=3, help="annotator max_paths")
     ap.add_argument("--limit", type=int, default=0, help="first N instances only (smoke runs)")
+    ap.add_argument("--no-ablation", action="store_true", help="skip the run with metadata hints")
     ap.add_argument(
-        "--no-ablation", action="store_true", help="skip the run without metadata hints"
+        "--cache",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / ".skill-slices" / "bench-vectors",
+        help="question-vector cache folder (shared with annotation_relevance.py)",
     )
     ap.add_argument("--dump", type=Path, help="write per-instance predictions (JSONL) here")
     args = ap.parse_args(argv)
@@ -227,19 +231,27 @@ def main(argv: list[str] | None = None) -> int:
     if not instances.height:
         sys.exit("mathvista_quality: no instances")
 
+    from resources.question_vectors import QuestionVectorCache
+
     embedder = Embedder()
+    cache = QuestionVectorCache(args.cache)
     t1 = time.perf_counter()
-    _rationales, mentions = annotate_with_taxonomy(instances, embedder, max_paths=args.max_paths)
+    # The default annotator: question, options and image flag only (no metadata).
+    _rationales, mentions = annotate_with_taxonomy(
+        instances, embedder, max_paths=args.max_paths, cache=cache
+    )
     t_annot = time.perf_counter() - t1
     paths = step_paths(mentions)
     pred = {u: labels_from_paths(paths.get(u, []), LABEL_MAP) for u in uids}
-    methods = {"taxonomy annotator": pred}
+    methods = {"taxonomy annotator (default, no metadata)": pred}
     if not args.no_ablation:
-        # the same annotator without metadata hints (question, options and image flag only)
-        _r, m0 = annotate_with_taxonomy(instances, embedder, max_paths=args.max_paths, hint_keys=())
-        p0 = step_paths(m0)
-        methods["taxonomy annotator, no metadata hints"] = {
-            u: labels_from_paths(p0.get(u, []), LABEL_MAP) for u in uids
+        # the same annotator with the opt-in metadata hints (category, task, context, ...)
+        _r, m1 = annotate_with_taxonomy(
+            instances, embedder, max_paths=args.max_paths, cache=cache, use_metadata_hints=True
+        )
+        p1 = step_paths(m1)
+        methods["taxonomy annotator, metadata hints on"] = {
+            u: labels_from_paths(p1.get(u, []), LABEL_MAP) for u in uids
         }
 
     dev = [u for u in uids if split[u] == "dev"]

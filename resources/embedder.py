@@ -53,6 +53,15 @@ class Embedder:
 
     @property
     def dim(self) -> int:
+        if self.provider == "sentence-transformers":
+            with _lock:  # from the model's config: no text is embedded for it
+                model = _load_sentence_transformer(self.model)
+            get_dim = getattr(model, "get_embedding_dimension", None) or (
+                model.get_sentence_embedding_dimension
+            )
+            dim = get_dim()
+            if dim:
+                return int(dim)
         return int(self.encode(["dimension probe"]).shape[1])
 
     def encode(self, texts: list[str], batch_size: int = 128, progress: bool = False) -> np.ndarray:
@@ -82,3 +91,59 @@ class Embedder:
             out.extend(d.embedding for d in resp.data)
         arr = np.asarray(out, dtype=np.float32)
         return arr / np.linalg.norm(arr, axis=1, keepdims=True).clip(1e-12)
+
+
+AUDIT_ENV = "SKILL_SLICES_EMBED_AUDIT"
+
+
+class CountingEmbedder:
+    """Wraps an embedder and counts what it embeds: calls, texts, and per text (by hash).
+
+    With `audit_path` (the project resource sets it from the ``SKILL_SLICES_EMBED_AUDIT``
+    environment variable), every `encode` call also appends one JSON line
+    ``{"pid", "embedder", "n", "keys"}`` to that file, with the SHA-256-based key of each
+    text (never the text), so embedding work can be audited across processes: each
+    question should be embedded at most once per embedder.
+    """
+
+    def __init__(self, inner, audit_path: str | os.PathLike | None = None):
+        from collections import Counter
+
+        self.inner = inner
+        self.audit_path = audit_path
+        self.calls = 0
+        self.texts = 0
+        self.per_text: Counter = Counter()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def encode(self, texts: list[str], batch_size: int = 128, progress: bool = False) -> np.ndarray:
+        """Embed through the wrapped embedder, counting (and auditing) the texts."""
+        import json
+
+        from resources.question_vectors import text_key
+
+        texts = list(texts)
+        keys = [text_key(t) for t in texts]
+        self.calls += 1
+        self.texts += len(texts)
+        self.per_text.update(keys)
+        if self.audit_path:
+            line = json.dumps(
+                {"pid": os.getpid(), "embedder": self.name, "n": len(texts), "keys": keys}
+            )
+            fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        try:
+            return self.inner.encode(texts, batch_size=batch_size, progress=progress)
+        except TypeError:  # embedders with the minimal encode(texts) signature
+            return self.inner.encode(texts)

@@ -29,7 +29,12 @@ def annotate_instances(
 
         log(f"taxonomy annotator: {instances.height} instances")
         rationales, mentions = annotate_with_taxonomy(
-            instances, resource.embedder(), max_paths=ann.max_paths
+            instances,
+            resource.embedder(),
+            max_paths=ann.max_paths,
+            use_metadata_hints=ann.metadata_hints,
+            cache=resource.question_vectors(),
+            log=_chunk_logger(log, instances.height),
         )
         return rationales, mentions, {}
     from skill_assets.rationales import (
@@ -72,3 +77,22 @@ def _progress_logger(log, total: int):
             log(f"annotated {done}/{total_}")
 
     return progress
+
+
+def _chunk_logger(log: Callable[[str], None], n: int) -> Callable[[str], None]:
+    """The taxonomy annotator's per-chunk progress: to the run log, and for runs of more
+    than one chunk also as plain timestamped lines on stderr, which `run` shows whether or
+    not stderr is a terminal (the Dagster log is quiet in CLI runs)."""
+    import sys
+    import time
+
+    from skill_assets.taxonomy import CHUNK_SIZE
+
+    if n <= CHUNK_SIZE:
+        return log
+
+    def both(msg: str) -> None:
+        log(msg)
+        print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+    return both

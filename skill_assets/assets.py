@@ -18,7 +18,6 @@ from dagster import (
 
 from resources.project import ProjectResource
 from skill_assets import plan
-from skill_assets.atomic import atomic_path
 from skill_assets.importers import load_results
 from skill_assets.instances import load_benchmark
 from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
@@ -561,39 +560,11 @@ def routing_evaluation(
 
 
 def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
-    """Question embeddings for the kNN baseline, cached as Parquet beside the assets."""
-    import numpy as np
+    """Question embeddings for the kNN baseline: the vectors the taxonomy annotator stored
+    (the same text, the project's question-vector cache); only unseen questions are embedded."""
+    from resources.question_vectors import question_vectors
 
-    proj = project.project
-    embedder = project.embedder()
-    cache = proj.state_dir / "question_vectors.parquet"
-    texts = instances.select("uid", pl.col("question").str.slice(0, 1000).alias("text"))
-    known = pl.DataFrame(
-        schema={
-            "uid": pl.String,
-            "text": pl.String,
-            "embedder": pl.String,
-            "vector": pl.List(pl.Float32),
-        }
-    )
-    if cache.exists():
-        known = pl.read_parquet(cache).filter(pl.col("embedder") == embedder.name)
-    joined = texts.join(known.select("uid", "text", "vector"), on=["uid", "text"], how="left")
-    missing = joined.filter(pl.col("vector").is_null())
-    if missing.height:
-        vecs = embedder.encode(missing["text"].to_list())
-        new = missing.select("uid", "text").with_columns(
-            pl.lit(embedder.name).alias("embedder"),
-            pl.Series("vector", [v.tolist() for v in vecs], dtype=pl.List(pl.Float32)),
-        )
-        known = pl.concat([known.select(new.columns), new]).unique(
-            ["uid", "text", "embedder"], keep="last"
-        )
-        with atomic_path(cache) as tmp:
-            known.write_parquet(tmp)
-        joined = texts.join(known.select("uid", "text", "vector"), on=["uid", "text"], how="left")
-    mat = np.asarray(joined["vector"].to_list(), dtype=np.float32)
-    return mat, joined["uid"].to_list()
+    return question_vectors(instances, project.embedder(), project.question_vectors())
 
 
 @asset(

@@ -170,6 +170,10 @@ class AnnotatorEntry(_Secrets):
     structured_mode: Literal["tools", "json", "text"] = "tools"
     prompt_template: str | None = None
     max_paths: int = Field(default=3, ge=1, le=10)
+    # Taxonomy annotator only: let benchmark metadata fields (category, subject, source,
+    # task, ...) act as a prior. Off by default, so skills come from the question itself
+    # rather than from the benchmark's own labels.
+    metadata_hints: bool = False
     price_input_per_mtok: float = Field(default=0.0, ge=0)
     price_output_per_mtok: float = Field(default=0.0, ge=0)
     chat_format: str | None = None
@@ -195,12 +199,19 @@ class AnnotatorEntry(_Secrets):
             raise ValueError(f"provider {self.provider!r} needs a model")
         if self.provider == "openai-compatible" and not self.base_url:
             raise ValueError("provider 'openai-compatible' needs a base_url")
+        if self.metadata_hints and self.provider != "taxonomy":
+            raise ValueError(
+                "metadata_hints applies only to the taxonomy annotator (provider: taxonomy); "
+                "the LLM annotator never reads benchmark metadata"
+            )
         if self.api_key_env is None:
             self.api_key_env = DEFAULT_KEY_ENV.get(self.provider)
         return self
 
     def llm_entry(self) -> LLMEntry:
-        data = self.model_dump(exclude={"prompt_template", "max_paths", "batch", "batch_poll_s"})
+        data = self.model_dump(
+            exclude={"prompt_template", "max_paths", "metadata_hints", "batch", "batch_poll_s"}
+        )
         return LLMEntry(**data)
 
 

@@ -7,26 +7,33 @@ the same shapes as the LLM rationale annotator's (``schemas.RATIONALES`` and
 
 Method, per instance:
 
-1. Every node is embedded once from its name, description and first keywords (cached per
-   taxonomy version and embedder).
+1. Every node is embedded once from its name, description and first keywords (cached on
+   disk per taxonomy version and embedder, see `resources.question_vectors`).
 2. The instance text (question and options, cut to a head and a tail of about 130
-   characters, which keeps MiniLM fast) is embedded; cosine similarity to every node is
-   its semantic score.
-3. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are embedded one
-   value at a time; the best hint similarity of a node is mixed into its semantic score.
-4. Keyword cues of a node found in the full instance text add evidence (a cue shared by
-   many nodes counts less; cues made only of common words are ignored). Cues found in the
-   metadata hint values add evidence too (``context: "pie chart"`` names a figure skill).
-5. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
+   characters, which keeps MiniLM fast) is embedded once per embedder and kept in the
+   project's question-vector cache; cosine similarity to every node is its semantic score.
+3. Keyword cues of a node found in the full instance text add evidence (a cue shared by
+   many nodes counts less; cues made only of common words are ignored).
+4. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
    path, so a specific skill is chosen only when its general ancestors agree.
-6. The best ``max_paths`` paths that are not prefixes of one another and score within a
-   relative threshold of the best one become the rationale's steps; every node of a path is
-   one mention, level 0 being the top-level skill. Nodes marked ``modality: image`` are
+5. A per-benchmark *domain prior*: up to 512 of the benchmark's questions vote with their
+   own best path; a path earns a bonus proportional to the share of votes of its level-1
+   domain (GSM8K is arithmetic, so "petals" are counted rather than plant biology). It is
+   inferred from the questions, never from metadata.
+6. Metadata hints (fields such as ``subject``, ``category`` or ``task``) are read only when
+   asked for (``use_metadata_hints``, registry ``annotator.metadata_hints``): embedded one
+   value at a time, mixed into the general levels of a path; their keyword cues count too.
+7. The best ``max_paths`` paths that are not prefixes of one another and score within a
+   relative threshold of the best one become the rationale's steps (a further step in
+   another top-level domain needs its own keyword cue); every node of a path is one
+   mention, level 0 being the top-level skill. Nodes marked ``modality: image`` are
    penalised when the instance has no image; when it has one, the first step is the best
-   visual path (reading the figure) and the other steps are the best non-visual paths
-   (reasoning about what was read) that score at least ``visual_floor`` of the visual
-   step. Since the metadata of image benchmarks mostly describes the figure, a reasoning
-   path is scored with or without the hints, whichever is higher.
+   visual path (reading the figure; only the general visual skill when nothing in the text
+   names the kind of figure) and the other steps are the best non-visual paths that score
+   at least ``visual_floor`` of the visual step.
+
+Instances are processed in chunks (bounded memory; vectors stored per chunk, so an
+interrupted run resumes without embedding again).
 
 Everything is deterministic: nodes and instances are processed in a fixed order, ties are
 broken by node order, and scores are rounded before ranking.
@@ -38,7 +45,8 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +54,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import yaml
+from scipy.sparse import csr_matrix
 
 from skill_assets.schemas import MENTIONS, RATIONALES, conform, empty
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "data" / "taxonomy.yaml"
 
 # Bump when the scoring below changes in a way that changes annotations.
-ANNOTATOR_VERSION = "2"
+ANNOTATOR_VERSION = "3"
 
 # Metadata fields whose values describe the instance's subject (matched case-insensitively).
 DEFAULT_HINT_KEYS: tuple[str, ...] = (
@@ -99,6 +108,9 @@ _STOPWORDS = frozenset(
 _DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) ** power
 MAX_INSTANCE_CHARS = 128  # embedded instance text: head + tail of question and options
 MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
+# Bonus per unit of vote share for a path in its benchmark's domain (`annotate_with_taxonomy`).
+DOMAIN_PRIOR_WEIGHT = 0.5
+CHUNK_SIZE = 4096  # questions per annotation chunk (memory bound, unit of saved progress)
 
 
 class TaxonomyError(ValueError):
@@ -505,14 +517,20 @@ def node_text(node: TaxonomyNode) -> str:
     return text
 
 
-def _node_vectors(tax: Taxonomy, embedder) -> np.ndarray:
+def _node_vectors(tax: Taxonomy, embedder, cache=None) -> np.ndarray:
+    """Node vectors, from process memory, else the on-disk cache (`cache.node_vectors`),
+    else embedded (782 nodes take ~10 s with MiniLM; `route` in a cold process must not).
+    Vectors already in memory are still written to a cache that lacks them."""
     key = (tax.version, embedder.name)
     with _cache_lock:
         vec = _node_vec_cache.get(key)
-    if vec is None:
-        vec = np.asarray(embedder.encode([node_text(n) for n in tax.nodes]), dtype=np.float32)
-        with _cache_lock:
-            _node_vec_cache[key] = vec
+    texts = [node_text(n) for n in tax.nodes]
+    if cache is not None:
+        vec = cache.node_vectors(tax.version, texts, embedder, known=vec)
+    elif vec is None:
+        vec = np.asarray(embedder.encode(texts), dtype=np.float32)
+    with _cache_lock:
+        _node_vec_cache[key] = vec
     return vec
 
 
@@ -523,7 +541,10 @@ class _Structure:
     path_weights: np.ndarray  # (m, m): row n = weights of n's ancestors-or-self, summing to 1
     ancestors: list[frozenset[int]]  # ancestors-or-self
     image: np.ndarray  # bool: node needs an image
+    domain: np.ndarray  # index of the node's level-1 ancestor (itself at levels 0 and 1)
     candidate: np.ndarray  # bool: node may end a chosen path
+    everything: np.ndarray  # bool: all True
+    path_sparse: Any = None  # path_weights as a scipy CSR matrix (a few ancestors per row)
 
 
 def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
@@ -551,7 +572,23 @@ def _structure(tax: Taxonomy, min_end_level: int) -> _Structure:
     end_level = min(min_end_level, top)
     candidate = level >= end_level
     image = np.array([n.modality == "image" for n in tax.nodes], dtype=bool)
-    return _Structure(parent, level, weights, ancestors, image, candidate)
+    domain = np.arange(m)
+    for i in range(m):
+        j = i
+        while level[j] > 1:
+            j = parent[j]
+        domain[i] = j
+    return _Structure(
+        parent,
+        level,
+        weights,
+        ancestors,
+        image,
+        domain,
+        candidate,
+        np.ones(m, dtype=bool),
+        csr_matrix(weights),
+    )
 
 
 def _general_weights(st: _Structure, max_level: int) -> np.ndarray:
@@ -626,25 +663,99 @@ def _excerpt(text: str, start: int, end: int, width: int = 50) -> str:
     return ("..." if s > 0 else "") + out + ("..." if e < len(text) else "")
 
 
+class _MemoryVectors:
+    """A per-call stand-in for `QuestionVectorCache` when the caller gives none."""
+
+    def __init__(self) -> None:
+        self._vecs: dict[str, np.ndarray] = {}
+
+    def vectors(self, texts, embedder, *, batch_size: int = 64, on_embedded=None):
+        from resources.question_vectors import encode_texts
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vecs]
+        if missing:
+            self._vecs.update(
+                zip(missing, encode_texts(embedder, missing, batch_size), strict=True)
+            )
+        if on_embedded is not None:
+            on_embedded(len(missing))
+        return np.stack([self._vecs[t] for t in texts]).astype(np.float32, copy=False)
+
+    def node_vectors(self, version, texts, embedder, batch_size: int = 64, known=None):
+        from resources.question_vectors import encode_texts
+
+        return known if known is not None else encode_texts(embedder, list(texts), batch_size)
+
+
+def _stable_rank(uid: str) -> str:
+    return hashlib.sha256(str(uid).encode("utf-8")).hexdigest()
+
+
+def _domain_priors(
+    benchmarks: list,
+    uids: list,
+    texts: list[str],
+    vectors_of,
+    node_vecs: np.ndarray,
+    st: _Structure,
+    sample: int,
+    min_instances: int,
+) -> dict:
+    """benchmark -> per node, the share of the benchmark's questions whose own best path
+    runs through the node's level-1 skill (its domain).
+
+    Each sampled question votes with the best path its text alone supports; the shares
+    say what the benchmark is about (GSM8K: arithmetic), so a path into a domain that
+    almost no question of the benchmark belongs to (plant biology) needs much stronger
+    evidence. The sample (at most `sample` questions, chosen by a hash of the uid, so it
+    does not depend on row order) keeps this bounded for large benchmarks. Benchmarks with
+    fewer than `min_instances` questions get no prior (one routed question says nothing
+    about its "benchmark")."""
+    by_bench: dict = {}
+    for i, b in enumerate(benchmarks):
+        if texts[i]:
+            by_bench.setdefault(b, []).append(i)
+    domain = st.domain  # level-1 ancestor (or self) of every node
+    priors = {}
+    for b, rows in by_bench.items():
+        if len(rows) < min_instances:
+            continue
+        rows = sorted(rows, key=lambda i: _stable_rank(uids[i]))[:sample]
+        sims = (vectors_of([texts[i] for i in rows]) @ node_vecs.T).astype(np.float64)
+        sims[:, st.image] -= 0.15  # as for a question without an image
+        ps = sims @ st.path_weights.T
+        ps[:, ~st.candidate] = -np.inf
+        votes = np.bincount(domain[ps.argmax(axis=1)], minlength=len(domain))
+        priors[b] = (votes / len(rows))[domain]
+    return priors
+
+
 def annotate_with_taxonomy(
     instances: pl.DataFrame,
     embedder,
     taxonomy: Taxonomy | str | Path | None = None,
     *,
     max_paths: int = 3,
+    use_metadata_hints: bool = False,
     hint_keys: Sequence[str] = DEFAULT_HINT_KEYS,
     hint_weight: float = 0.5,
     hint_max_level: int = 1,
     keyword_weight: float = 0.08,
     hint_keyword_weight: float = 0.4,
+    prior_weight: float = DOMAIN_PRIOR_WEIGHT,
+    prior_sample: int = 512,
+    prior_min_instances: int = 30,
     image_penalty: float = 0.15,
-    rel_threshold: float = 0.85,
-    visual_floor: float = 0.75,
+    rel_threshold: float = 0.95,
+    visual_floor: float = 0.85,
     diversity: float = 0.03,
+    cross_domain_cue: bool = True,
     min_end_level: int = 2,
     max_chars: int = MAX_INSTANCE_CHARS,
-    batch_size: int = 32,
-    chunk_size: int = 2048,
+    batch_size: int = 64,
+    chunk_size: int = CHUNK_SIZE,
+    cache=None,
+    log: Callable[[str], None] | None = None,
     progress: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Map each instance to up to `max_paths` root-to-node paths of the taxonomy.
@@ -653,11 +764,18 @@ def annotate_with_taxonomy(
     `instances` follows `schemas.INSTANCES`; `embedder` has `.encode(list[str])` returning
     unit vectors and a `.name`. Scoring (see the module docstring):
 
+    - `use_metadata_hints`: read subject-like metadata fields (`hint_keys`: category,
+      subject, task, ...) as a prior. Off by default: skills come from the question, not
+      from the benchmark's own labels;
     - `hint_weight`: share in a path's score of the metadata-hint similarity of the path's
       general nodes (levels 0 to `hint_max_level`);
     - `keyword_weight`: bonus for a node whose keyword cues occur in the instance;
     - `hint_keyword_weight`: bonus for a node whose keyword cues occur in a metadata hint
       value (``context: "pie chart"`` names the figure-reading skill);
+    - `prior_weight`: bonus for a path, times the share of its benchmark's questions
+      whose own best path lies in the same level-1 domain (votes of up to `prior_sample`
+      questions, for benchmarks of at least `prior_min_instances`): GSM8K is
+      arithmetic, so its petals are counted rather than classified;
     - `image_penalty`: subtracted from ``modality: image`` nodes when there is no image;
     - `rel_threshold`: a further path must score at least this fraction of the best one;
     - `visual_floor`: with an image, the reasoning steps that follow the visual step must
@@ -665,20 +783,26 @@ def annotate_with_taxonomy(
       larger of its score with and without the metadata hints);
     - `diversity`: penalty for sharing ancestors with an already chosen path;
     - `min_end_level`: chosen paths end at this level or deeper.
+
+    Runs in chunks of `chunk_size` instances: memory is bounded by a chunk, and with a
+    `cache` (`resources.question_vectors.QuestionVectorCache`) every chunk's vectors are
+    stored as soon as they are computed, so an interrupted run resumes without embedding
+    again, and each text is embedded at most once per embedder across runs and callers.
+    `log` receives one progress line per chunk (plain lines, readable in any log).
     """
     if max_paths < 1:
         raise ValueError("max_paths must be at least 1")
     tax = _resolve(taxonomy)
     if instances.height == 0:
         return empty(RATIONALES), empty(MENTIONS)
+    if cache is None:
+        cache = _MemoryVectors()
     annotator_model = f"taxonomy:{tax.version}:{embedder.name}"
     st = _structure(tax, min_end_level)
-    node_vecs = _node_vectors(tax, embedder)
+    node_vecs = _node_vectors(tax, embedder, cache)
     kw_index = _KeywordIndex.build(tax)
-    m = len(tax)
-    everything = np.ones(m, dtype=bool)
-    hint_weights = _general_weights(st, hint_max_level)
-    has_image_nodes = bool(st.image.any())
+    # at most 4 non-zeros per row: sparse products keep scoring cheap (200k questions)
+    hint_weights = csr_matrix(_general_weights(st, hint_max_level))
 
     n = instances.height
     cols = instances.columns
@@ -687,114 +811,192 @@ def annotate_with_taxonomy(
         return instances[name].to_list() if name in cols else [None] * n
 
     uids, benchmarks = col("uid"), col("benchmark")
-    questions, options, images, metas = (
-        col("question"),
-        col("options"),
-        col("image"),
-        col("metadata"),
-    )
+    questions, options, images = col("question"), col("options"), col("image")
+    metas = col("metadata") if use_metadata_hints else [None] * n
+    texts = [instance_text(q, o, max_chars) for q, o in zip(questions, options, strict=True)]
+    embedded = [0]
 
-    rat_rows: list[dict] = []
-    men_rows: list[dict] = []
+    def count(k: int) -> None:
+        embedded[0] += k
+
+    def vectors_of(batch: list[str]) -> np.ndarray:
+        return cache.vectors(batch, embedder, batch_size=batch_size, on_embedded=count)
+
+    priors: dict = {}
+    if prior_weight > 0:
+        priors = _domain_priors(
+            benchmarks, uids, texts, vectors_of, node_vecs, st, prior_sample, prior_min_instances
+        )
+
+    params = _ScoreParams(
+        max_paths=max_paths,
+        hint_keys=tuple(hint_keys),
+        hint_weight=hint_weight,
+        keyword_weight=keyword_weight,
+        hint_keyword_weight=hint_keyword_weight,
+        prior_weight=prior_weight,
+        image_penalty=image_penalty,
+        rel_threshold=rel_threshold,
+        visual_floor=visual_floor,
+        diversity=diversity,
+        cross_domain_cue=cross_domain_cue,
+    )
+    rat_parts: list[pl.DataFrame] = []
+    men_parts: list[pl.DataFrame] = []
+    t0 = time.perf_counter()
     for c0 in range(0, n, chunk_size):
         rows = range(c0, min(n, c0 + chunk_size))
-        texts = [instance_text(questions[i], options[i], max_chars) for i in rows]
+        chunk_texts = [texts[i] for i in rows]
+        present = [t for t in chunk_texts if t]
+        vecs = vectors_of(present) if present else np.zeros((0, node_vecs.shape[1]), np.float32)
+        t_sims = iter(vecs @ node_vecs.T)
+        sims = [next(t_sims) if t else None for t in chunk_texts]
         hints = [metadata_hints(metas[i], hint_keys) for i in rows]
-        # Embed each distinct text once, in a fixed (sorted) order.
-        uniq_texts = sorted({t for t in texts if t})
         uniq_hints = sorted({h for hs in hints for h in hs})
-        t_pos = {t: k for k, t in enumerate(uniq_texts)}
         h_pos = {h: k for k, h in enumerate(uniq_hints)}
-        t_sims = _encode(embedder, uniq_texts, node_vecs, batch_size, progress) @ node_vecs.T
-        h_sims = _encode(embedder, uniq_hints, node_vecs, batch_size, False) @ node_vecs.T
-
-        scores = np.zeros((len(rows), m), dtype=np.float64)
-        hint_cue_scores = np.zeros((len(rows), m), dtype=np.float64)
-        hint_scores = np.zeros((len(rows), m), dtype=np.float64)
-        has_hint = np.zeros(len(rows), dtype=bool)
-        cue_list = []
-        full_texts = []
+        h_sims = (vectors_of(uniq_hints) @ node_vecs.T) if uniq_hints else None
+        rat_rows: list[dict] = []
+        men_rows: list[dict] = []
         for j, i in enumerate(rows):
-            if not texts[j]:
-                cue_list.append({})
-                full_texts.append("")
-                continue
-            sc = t_sims[t_pos[texts[j]]].astype(np.float64)
-            if hints[j]:
-                hint_scores[j] = h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
-                has_hint[j] = True
-            full = _clean(questions[i])
-            if options[i]:
-                full += " " + " ".join(_clean(o) for o in options[i] if o)
-            cues = kw_index.match(full)
-            for node, hits in cues.items():
-                sc[node] += keyword_weight * (1.0 - np.exp(-sum(w for w, _, _ in hits)))
-            if hints[j] and hint_keyword_weight:
-                # cues in metadata values ("context": "pie chart") are evidence too
-                for node, hits in kw_index.match(" ; ".join(hints[j])).items():
-                    hint_cue_scores[j, node] = hint_keyword_weight * (
-                        1.0 - np.exp(-sum(w for w, _, _ in hits))
-                    )
-            if has_image_nodes and not images[i]:
-                sc[st.image] -= image_penalty
-            scores[j] = sc
-            cue_list.append(cues)
-            full_texts.append(full)
-        text_path_scores = scores @ st.path_weights.T
-        path_scores = (scores + hint_cue_scores) @ st.path_weights.T
-        if has_hint.any():
-            # Hints name a domain: they steer only the general levels of a path (the same
-            # amount for every path below a level-`hint_max_level` node), so that the
-            # question, not the word "chemistry", picks the specific chemistry skill.
-            hint_paths = hint_scores[has_hint] @ hint_weights.T
-            path_scores[has_hint] = (1.0 - hint_weight) * path_scores[
-                has_hint
-            ] + hint_weight * hint_paths
-
-        for j, i in enumerate(rows):
-            uid, bench = uids[i], benchmarks[i]
-            if not texts[j]:
-                rat_rows.append(
-                    {
-                        "uid": uid,
-                        "benchmark": bench,
-                        "rationale": "",
-                        "n_steps": 0,
-                        "error": "instance has no question text",
-                    }
-                )
-                continue
-            ps = path_scores[j]
-            chosen = []
-            if has_image_nodes and images[i]:
-                # Read the picture first (one visual skill), then reason (the other steps).
-                chosen = _select_paths(ps, st.image, st, 1, rel_threshold, diversity)
-            if chosen:
-                # Metadata hints of image benchmarks mostly describe the figure ("bar
-                # chart"), not the reasoning: they may lift a reasoning path but never
-                # demote it below what the question text alone supports.
-                floor = chosen[0].score - abs(chosen[0].score) * (1.0 - visual_floor)
-                rps = np.maximum(text_path_scores[j], ps)
-                chosen = _select_paths(
-                    rps, ~st.image, st, max_paths - 1, rel_threshold, diversity, chosen, floor
-                )
-            else:
-                chosen = _select_paths(ps, everything, st, max_paths, rel_threshold, diversity)
-            rationale = _emit(
-                tax, chosen, cue_list[j], full_texts[j], hints[j], uid, bench, men_rows
+            hint_sim = h_sims[[h_pos[h] for h in hints[j]]].max(axis=0) if hints[j] else None
+            _annotate_one(
+                tax, st, kw_index, hint_weights, params,
+                uid=uids[i], bench=benchmarks[i], sims=sims[j], question=questions[i],
+                options=options[i], image=images[i], hints=hints[j], hint_sim=hint_sim,
+                prior=priors.get(benchmarks[i]), rat_rows=rat_rows, men_rows=men_rows,
+            )  # fmt: skip
+        rat_parts.append(_rationale_frame(rat_rows, annotator_model, tax.version))
+        men_parts.append(_mention_frame(men_rows))
+        if log is not None:
+            done = rows.stop
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            log(
+                f"taxonomy annotator: {done}/{n} instances ({100 * done / n:.0f}%), "
+                f"{embedded[0]} texts embedded, {rate:.0f} instances/s"
             )
-            rat_rows.append(
-                {
-                    "uid": uid,
-                    "benchmark": bench,
-                    "rationale": rationale,
-                    "n_steps": len(chosen),
-                    "error": None,
-                }
-            )
+    rationales = pl.concat(rat_parts)
+    mentions = pl.concat(men_parts)
+    return conform(rationales, RATIONALES), conform(mentions, MENTIONS)
 
-    rationales = pl.DataFrame(
-        rat_rows,
+
+@dataclass(frozen=True)
+class _ScoreParams:
+    max_paths: int
+    hint_keys: tuple[str, ...]
+    hint_weight: float
+    keyword_weight: float
+    hint_keyword_weight: float
+    prior_weight: float
+    image_penalty: float
+    rel_threshold: float
+    visual_floor: float
+    diversity: float
+    cross_domain_cue: bool
+
+
+def _annotate_one(
+    tax: Taxonomy,
+    st: _Structure,
+    kw_index: _KeywordIndex,
+    hint_weights: np.ndarray,
+    p: _ScoreParams,
+    *,
+    uid,
+    bench,
+    sims: np.ndarray | None,
+    question,
+    options,
+    image,
+    hints: list[str],
+    hint_sim: np.ndarray | None,
+    prior: np.ndarray | None,
+    rat_rows: list[dict],
+    men_rows: list[dict],
+) -> None:
+    """Score one instance's paths and append its rationale and mentions."""
+    if sims is None:
+        rat_rows.append(
+            {
+                "uid": uid,
+                "benchmark": bench,
+                "rationale": "",
+                "n_steps": 0,
+                "error": "instance has no question text",
+            }
+        )
+        return
+    sc = sims.astype(np.float64)
+    full = _clean(question)
+    if options:
+        full += " " + " ".join(_clean(o) for o in options if o)
+    cues = kw_index.match(full)
+    for node, hits in cues.items():
+        sc[node] += p.keyword_weight * (1.0 - np.exp(-sum(w for w, _, _ in hits)))
+    hint_cue = None
+    if hints and p.hint_keyword_weight:
+        # cues in metadata values ("context": "pie chart") are evidence too
+        hint_cue = np.zeros_like(sc)
+        for node, hits in kw_index.match(" ; ".join(hints)).items():
+            hint_cue[node] = p.hint_keyword_weight * (1.0 - np.exp(-sum(w for w, _, _ in hits)))
+    has_image_nodes = bool(st.image.any())
+    if has_image_nodes and not image:
+        sc[st.image] -= p.image_penalty
+    text_ps = st.path_sparse @ sc
+    if prior is not None:
+        # The benchmark's domains lift every path below a level-1 skill by the same amount,
+        # so the question, not the prior, picks the specific skill within a domain.
+        text_ps = text_ps + p.prior_weight * prior
+    ps = text_ps if hint_cue is None else text_ps + st.path_sparse @ hint_cue
+    if hint_sim is not None:
+        # Hints name a domain: like the prior, they steer only the general levels.
+        ps = (1.0 - p.hint_weight) * ps + p.hint_weight * (hint_weights @ hint_sim)
+    chosen = []
+    if has_image_nodes and image:
+        # Read the picture first (one visual skill), then reason (the other steps).
+        chosen = _select_paths(ps, st.image, st, 1, p.rel_threshold, p.diversity)
+        if chosen and not (hint_cue is not None and hint_cue[chosen[0].node] > 0):
+            # Without a cue naming the figure ("bar", "pie chart", "angle"), the text cannot
+            # tell which kind of figure it is: say only the general visual skill.
+            own = [a for a in st.ancestors[chosen[0].node] if st.level[a] >= 2]
+            if not any(a in cues for a in own):
+                chosen = [_Choice(int(st.domain[chosen[0].node]), chosen[0].score)]
+    if chosen:
+        # Metadata hints of image benchmarks mostly describe the figure ("bar chart"),
+        # not the reasoning: they may lift a reasoning path but never demote it below
+        # what the question text alone supports.
+        floor = chosen[0].score - abs(chosen[0].score) * (1.0 - p.visual_floor)
+        rps = np.maximum(text_ps, ps)
+        chosen = _select_paths(
+            rps, ~st.image, st, p.max_paths - 1, p.rel_threshold, p.diversity, chosen, floor
+        )
+    else:
+        chosen = _select_paths(ps, st.everything, st, p.max_paths, p.rel_threshold, p.diversity)
+        if len(chosen) > 1 and p.cross_domain_cue:
+            # A further step in another top-level domain than the first needs its own cue
+            # in the text: a near-tie in embedding space alone is mostly a surface match.
+            top = st.ancestors[chosen[0].node]
+            keep = chosen[:1]
+            for c in chosen[1:]:
+                same = any(st.level[a] == 0 and a in top for a in st.ancestors[c.node])
+                own = [a for a in st.ancestors[c.node] if st.level[a] >= 2]
+                if same or any(a in cues for a in own):
+                    keep.append(c)
+            chosen = keep
+    rationale = _emit(tax, chosen, cues, full, hints, uid, bench, men_rows)
+    rat_rows.append(
+        {
+            "uid": uid,
+            "benchmark": bench,
+            "rationale": rationale,
+            "n_steps": len(chosen),
+            "error": None,
+        }
+    )
+
+
+def _rationale_frame(rows: list[dict], annotator_model: str, version: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
         schema={
             "uid": pl.String,
             "benchmark": pl.String,
@@ -805,12 +1007,15 @@ def annotate_with_taxonomy(
     ).with_columns(
         provenance=pl.lit("taxonomy"),
         annotator_model=pl.lit(annotator_model),
-        prompt_version=pl.lit(tax.version),
+        prompt_version=pl.lit(version),
         call_id=pl.lit(None, dtype=pl.String),
         extracted_answer=pl.lit(None, dtype=pl.String),
     )
-    mentions = pl.DataFrame(
-        men_rows,
+
+
+def _mention_frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
         schema={
             "uid": pl.String,
             "benchmark": pl.String,
@@ -820,7 +1025,6 @@ def annotate_with_taxonomy(
             "span": pl.String,
         },
     ).with_columns(provenance=pl.lit("taxonomy"))
-    return conform(rationales, RATIONALES), conform(mentions, MENTIONS)
 
 
 def _quote_cues(found: list[str]) -> str:
@@ -873,18 +1077,6 @@ def _emit(
             f"({' > '.join(leaf.path)}; score {ch.score:.3f}; {step_span})"
         )
     return "\n".join(lines)
-
-
-def _encode(
-    embedder, texts: list[str], like: np.ndarray, batch_size: int, progress: bool
-) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, like.shape[1]), dtype=np.float32)
-    try:
-        vec = embedder.encode(texts, batch_size=batch_size, progress=progress)
-    except TypeError:  # embedders with the minimal encode(texts) signature
-        vec = embedder.encode(texts)
-    return np.asarray(vec, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------
