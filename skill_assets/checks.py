@@ -4,6 +4,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from resources.project import ProjectResource
+from skill_assets.conditions import check_condition
 from skill_assets.assets import (
     annotate,
     benchmark_instances,
@@ -27,8 +28,11 @@ def _materialized(
     frames = [pl.read_parquet(f, columns=columns) for f in files]
     return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
+# A check runs with every run that materializes its asset, whichever path launched it.
+CHECK = check_condition()
 
-@asset_check(asset=benchmark_instances, blocking=True)
+
+@asset_check(asset=benchmark_instances, blocking=True, automation_condition=CHECK)
 def instance_ids_unique(project: ProjectResource) -> AssetCheckResult:
     """No two instances share a uid."""
     df = _materialized(project, "benchmark_instances")
@@ -36,7 +40,7 @@ def instance_ids_unique(project: ProjectResource) -> AssetCheckResult:
     return AssetCheckResult(passed=dup == 0, metadata={"duplicates": dup})
 
 
-@asset_check(asset=annotate.keys_by_output_name["rationales"])
+@asset_check(asset=annotate.keys_by_output_name["rationales"], automation_condition=CHECK)
 def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
     """At least 95% of instances got a usable rationale (warns below)."""
     rationales = _materialized(project, "rationales")
@@ -51,7 +55,7 @@ def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=skill_slices)
+@asset_check(asset=skill_slices, automation_condition=CHECK)
 def cluster_names_deduplicated(
     project: ProjectResource, skill_slices: pl.DataFrame
 ) -> AssetCheckResult:
@@ -94,7 +98,7 @@ def cluster_names_deduplicated(
     )
 
 
-@asset_check(asset=routing_evaluation)
+@asset_check(asset=routing_evaluation, automation_condition=CHECK)
 def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckResult:
     """The skill policy (leave-one-out) is at least as accurate as the best single model."""
     loo = routing_evaluation.filter(pl.col("scheme") == "loo")
@@ -108,7 +112,7 @@ def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckRes
     )
 
 
-@asset_check(asset=skill_verification)
+@asset_check(asset=skill_verification, automation_condition=CHECK)
 def listed_skills_relevant(
     project: ProjectResource, skill_verification: pl.DataFrame
 ) -> AssetCheckResult:
