@@ -257,7 +257,7 @@ def annotate(
     group_name="skills",
     automation_condition=SYNC,
     code_version="1",
-    deps=["embedder_settings", "registered_names"],
+    deps=["embedder_settings", "benchmark_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/skill_embeddings",
 )
@@ -285,7 +285,7 @@ def skill_embeddings(context: AssetExecutionContext, project: ProjectResource, s
     group_name="skills",
     automation_condition=SYNC,
     code_version="2",
-    deps=["embedder_settings", "slices_settings", "registered_names"],
+    deps=["embedder_settings", "slices_settings", "benchmark_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/skill_slices",
 )
@@ -321,7 +321,7 @@ def skill_slices(
     group_name="insights",
     automation_condition=SYNC,
     code_version="2",
-    deps=["slices_settings", "registered_names"],
+    deps=["slices_settings", "model_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/slice_accuracy",
 )
@@ -354,7 +354,7 @@ def slice_accuracy(
     group_name="insights",
     automation_condition=SYNC,
     code_version="3",
-    deps=["slices_settings", "insights_settings", "registered_names"],
+    deps=["slices_settings", "insights_settings", "benchmark_names", "model_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/skill_insights",
 )
@@ -439,7 +439,7 @@ def _routing_options(proj, results: pl.DataFrame) -> dict:
     group_name="routing",
     automation_condition=SYNC,
     code_version="2",
-    deps=["slices_settings", "routing_settings", "registered_names"],
+    deps=["slices_settings", "routing_settings", "benchmark_names", "model_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/routing_policy",
 )
@@ -494,7 +494,13 @@ def routing_policy(
     group_name="routing",
     automation_condition=SYNC,
     code_version="2",
-    deps=["embedder_settings", "slices_settings", "routing_settings", "registered_names"],
+    deps=[
+        "embedder_settings",
+        "slices_settings",
+        "routing_settings",
+        "benchmark_names",
+        "model_names",
+    ],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/routing_evaluation",
 )
@@ -575,7 +581,7 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
     group_name="insights",
     automation_condition=SYNC,
     code_version="1",
-    deps=["slices_settings", "insights_settings", "registered_names"],
+    deps=["slices_settings", "insights_settings", "model_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/model_evolution",
 )
@@ -616,7 +622,7 @@ def model_evolution(
     group_name="insights",
     automation_condition=SYNC,
     code_version="1",
-    deps=["registered_names"],
+    deps=["benchmark_names", "model_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/dataset_view",
 )
@@ -661,7 +667,7 @@ def _probe_models(proj) -> list:
     group_name="validation",
     automation_condition=SYNC,
     code_version="1",
-    deps=["validation_settings", "registered_names"],
+    deps=["validation_settings", "benchmark_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/skill_verification",
 )
@@ -722,7 +728,7 @@ def skill_verification(
     group_name="validation",
     automation_condition=SYNC,
     code_version="1",
-    deps=["validation_settings", "registered_names"],
+    deps=["validation_settings", "benchmark_names", "model_names"],
     # Never two runs on the same aggregate at once, whatever launched them.
     pool="skill_slices/probe_consistency",
 )

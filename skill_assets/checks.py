@@ -28,6 +28,7 @@ def _materialized(
     frames = [pl.read_parquet(f, columns=columns) for f in files]
     return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
+
 # A check runs with every run that materializes its asset, whichever path launched it.
 CHECK = check_condition()
 

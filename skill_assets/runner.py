@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import shutil
 import socket
 import time
 from collections import defaultdict
@@ -25,15 +24,17 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def prepare_dagster_home(project: Project) -> Path:
     """Point DAGSTER_HOME at the project's state folder, with our instance settings.
 
-    The repository's `dagster.yaml` names the storage folder through the environment
-    variable SKILL_SLICES_DAGSTER_HOME (so `dagster dev` from the repository root finds the
+    The repository's `dagster.yaml` (or the file SKILL_SLICES_INSTANCE_CONFIG names) gives
+    the storage folder through the environment variable SKILL_SLICES_DAGSTER_HOME (so `dagster dev` from the repository root finds the
     demo's instance through `.env`); the project's copy has that folder written in.
     """
     import yaml
 
     home = project.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    src = REPO_ROOT / "dagster.yaml"
+    # Another instance configuration (e.g. PostgreSQL storage, docs/deploy.md) in place of
+    # the repository's SQLite one.
+    src = Path(os.environ.get("SKILL_SLICES_INSTANCE_CONFIG") or REPO_ROOT / "dagster.yaml")
     dst = home / "dagster.yaml"
     if src.exists():
 
@@ -116,9 +117,9 @@ def preflight(project: Project) -> dict[str, pl.DataFrame]:
 
 def sync_partitions(instance, project: Project) -> None:
     """Make the dynamic partitions exactly the registry's benchmarks and models."""
-    from skill_assets.automation import sync_partitions_requests
-
     from dagster import AddDynamicPartitionsRequest
+
+    from skill_assets.automation import sync_partitions_requests
 
     for req in sync_partitions_requests(instance, project):
         if isinstance(req, AddDynamicPartitionsRequest):
@@ -157,7 +158,9 @@ def due_runs(defs, instance) -> list[tuple[str, str | None, list[str]]]:
     order = {"benchmark_job": 0, "results_job": 1, "analysis_job": 2}
     return [
         (job, part, names)
-        for (job, part), names in sorted(runs.items(), key=lambda kv: (order[kv[0][0]], str(kv[0][1])))
+        for (job, part), names in sorted(
+            runs.items(), key=lambda kv: (order[kv[0][0]], str(kv[0][1]))
+        )
     ]
 
 
@@ -230,7 +233,9 @@ def _run_locked(project: Project, progress: bool, log, executor: str) -> dict:
                     break
                 # A run launched from the UI or by the daemon holds some partitions: wait
                 # for it, then ask Dagster again.
-                log(f"waiting for run {busy[0].dagster_run.run_id} ({busy[0].dagster_run.job_name})")
+                log(
+                    f"waiting for run {busy[0].dagster_run.run_id} ({busy[0].dagster_run.job_name})"
+                )
                 time.sleep(2)
                 continue
             if bar:
@@ -277,36 +282,36 @@ def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str
 
 
 def _execute_multiprocess(instance, project, runs, bar) -> list[str]:
-    """One thread per run of the wave, each run on Dagster's multiprocess executor (its
-    steps in their own processes, reconstructed from `definitions.py`)."""
+    """The runs of one wave side by side (a thread each), every run on Dagster's
+    multiprocess executor: its steps run in their own processes, which load the job from
+    `definitions.py` for the project named by SKILL_SLICES_PROJECT."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from dagster import execute_job, reconstructable  # noqa: F401
-    from dagster._core.definitions.reconstruct import ReconstructableJob
+    from dagster import execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     os.environ["SKILL_SLICES_PROJECT"] = str(project.root)
+    repo = ReconstructableRepository.for_module("definitions", "defs", str(REPO_ROOT))
 
     def one(run):
         job, part, names = run
-        recon = ReconstructableJob.for_module("definitions", "defs").get_subset(
-            asset_selection={AssetKey(n) for n in names}
-        )
-        # The named job lives in the Definitions object `defs`.
-        recon = recon._replace(job_name=job) if hasattr(recon, "_replace") else recon
         tags = _run_tags(job, part)
         if part is not None:
             tags["dagster/partition"] = part
-        with execute_job(
-            recon,
+        result = execute_job(
+            repo.get_reconstructable_job(job),
             instance=instance,
             run_config={**QUIET, "execution": {"config": {"multiprocess": {}}}},
             tags=tags,
-        ) as result:
-            if not result.success:
-                raise RuntimeError(f"run {result.run_id} ({job} {part or ''}) failed")
-            if bar:
-                bar.update(1)
-            return result.run_id
+            asset_selection=[AssetKey(n) for n in names],
+        )
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            why = failure.step_failure_data.error.message if failure else "see the Dagster UI"
+            raise RuntimeError(f"run {result.run_id} ({job} {part or ''}) failed: {why}")
+        if bar:
+            bar.update(1)
+        return result.run_id
 
     with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
         return list(pool.map(one, runs))

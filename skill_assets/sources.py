@@ -35,7 +35,8 @@ _TRANSPORT = {"max_concurrency", "timeout_s", "max_retries", "api_key_env"}
 PER_BENCHMARK_SOURCES = ("benchmark_file", "skills_source")
 PER_MODEL_SOURCES = ("results_file",)
 SETTINGS_SOURCES = (
-    "registered_names",
+    "benchmark_names",
+    "model_names",
     "embedder_settings",
     "slices_settings",
     "insights_settings",
@@ -106,9 +107,10 @@ def input_versions(project: Project) -> dict[str, dict[str | None, str]]:
             src = ("file", hashes[path])
         results[m.name] = stable_hash(settings, src)
     out["results_file"] = results
-    out["registered_names"] = {
-        None: stable_hash([b.name for b in reg.benchmarks], sorted(m.name for m in reg.models))
-    }
+    # Removing a partition leaves no event on the partitioned asset, so the assets that read
+    # every partition also depend on the list of names.
+    out["benchmark_names"] = {None: stable_hash(sorted(b.name for b in reg.benchmarks))}
+    out["model_names"] = {None: stable_hash(sorted(m.name for m in reg.models))}
     out["embedder_settings"] = {None: stable_hash(reg.embedder.model_dump())}
     out["slices_settings"] = {None: stable_hash(reg.slices.model_dump())}
     out["insights_settings"] = {None: stable_hash(reg.insights.model_dump(), reg.compare)}
@@ -175,7 +177,8 @@ results_file = _partitioned_source(
 )
 
 _SETTINGS_DESCRIPTIONS = {
-    "registered_names": "The benchmarks and models the registry lists.",
+    "benchmark_names": "The benchmarks the registry lists.",
+    "model_names": "The models the registry lists.",
     "embedder_settings": "The skill-name embedder.",
     "slices_settings": "Clustering threshold and minimum slice size.",
     "insights_settings": "Significance level and the model pairs to compare.",
