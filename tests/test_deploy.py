@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,11 @@ def postgres(tmp_path):
     if pg is None:
         pytest.skip("PostgreSQL server not installed (make test installs Debian's postgresql)")
     pytest.importorskip("dagster_postgres", reason="dagster-postgres not installed (dev extra)")
-    data = tmp_path / "pgdata"
-    sock = tmp_path / "pgsock"
+    # Outside pytest's folders (mode 0700, owned by the test's user): the server's user must
+    # reach its data folder.
+    base = Path(tempfile.mkdtemp(prefix="skill-slices-pg-"))
+    data = base / "data"
+    sock = base / "sock"
     data.mkdir()
     sock.mkdir()
     # initdb refuses to run as root: run the server as the package's `postgres` user.
@@ -51,8 +55,7 @@ def postgres(tmp_path):
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
             pytest.skip("running as root without runuser: cannot start PostgreSQL")
-        shutil.chown(tmp_path, "postgres")
-        for p in (data, sock):
+        for p in (base, data, sock):
             shutil.chown(p, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
@@ -62,7 +65,7 @@ def postgres(tmp_path):
 
     pg_run(str(pg / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
-    log = tmp_path / "pg.log"
+    log = base / "pg.log"
     pg_run(str(pg / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start")
     try:
         pg_run(
@@ -74,6 +77,7 @@ def postgres(tmp_path):
             prefix + [str(pg / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _postgres_instance_config(path: Path, port: int) -> Path:
@@ -85,6 +89,9 @@ def _postgres_instance_config(path: Path, port: int) -> Path:
       hostname: 127.0.0.1
       db_name: dagster
       port: {port}
+      # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3, whose server-side binding
+      # breaks dagster-postgres' `NOTIFY run_events, %s`; psycopg2 is what it is built on.
+      scheme: postgresql+psycopg2
 local_artifact_storage:
   module: dagster._core.storage.root
   class: LocalArtifactStorage
