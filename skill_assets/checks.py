@@ -4,7 +4,6 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from resources.project import ProjectResource
-from skill_assets.conditions import check_condition
 from skill_assets.assets import (
     annotate,
     benchmark_instances,
@@ -12,6 +11,7 @@ from skill_assets.assets import (
     skill_slices,
     skill_verification,
 )
+from skill_assets.conditions import check_condition
 
 
 def _materialized(

@@ -155,6 +155,10 @@ def due_runs(defs, instance) -> list[tuple[str, str | None, list[str]]]:
     for name, job in JOB_OF_ASSET.items():
         for part in sorted(result.get_requested_partitions(AssetKey(name)), key=str):
             runs[(job, part)].append(name)
+    for names in runs.values():
+        # rationales and skill_mentions come from one step (`annotate`): run them together
+        if {"rationales", "skill_mentions"} & set(names):
+            names.extend(n for n in ("rationales", "skill_mentions") if n not in names)
     order = {"benchmark_job": 0, "results_job": 1, "analysis_job": 2}
     return [
         (job, part, names)

@@ -70,6 +70,23 @@ def _validation_settings(project: Project) -> dict:
     }
 
 
+_HASHES: dict[tuple, str] = {}
+
+
+def _file_hash(path) -> str:
+    """file_hash, remembered per (path, size, mtime): the sensor asks every few seconds."""
+    try:
+        st = path.stat()
+    except OSError:
+        return file_hash(path)
+    if path.is_dir():
+        return file_hash(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = file_hash(path)
+    return _HASHES[key]
+
+
 def input_versions(project: Project) -> dict[str, dict[str | None, str]]:
     """The data version of every source asset partition the registry defines.
 
@@ -82,11 +99,11 @@ def input_versions(project: Project) -> dict[str, dict[str | None, str]]:
     for b in reg.benchmarks:
         out["benchmark_file"][b.name] = stable_hash(
             b.model_dump(exclude={"skills", "skills_column"}),
-            file_hash(project.benchmark_path(b.name)),
+            _file_hash(project.benchmark_path(b.name)),
         )
         # A benchmark that brings its own skills does not depend on the annotator.
         if b.skills is not None:
-            skills: object = ("file", file_hash(project.resolve(b.skills, "skills")))
+            skills: object = ("file", _file_hash(project.resolve(b.skills, "skills")))
         elif b.skills_column is not None:
             skills = ("column", b.skills_column)
         else:
@@ -103,7 +120,7 @@ def input_versions(project: Project) -> dict[str, dict[str | None, str]]:
             src: object = ("live", reg.judge.model_dump(exclude=_TRANSPORT) if reg.judge else None)
         else:
             if path not in hashes:
-                hashes[path] = file_hash(path)
+                hashes[path] = _file_hash(path)
             src = ("file", hashes[path])
         results[m.name] = stable_hash(settings, src)
     out["results_file"] = results
