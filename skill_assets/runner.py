@@ -267,7 +267,7 @@ def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str
         if bar:
             bar.set_postfix_str(f"{job} {part or ''}"[:60])
         try:
-            result = defs.get_job_def(job).execute_in_process(
+            result = defs.resolve_job_def(job).execute_in_process(
                 instance=instance,
                 partition_key=part,
                 asset_selection=[AssetKey(n) for n in names],

@@ -92,7 +92,7 @@ def test_live_model_runs_in_graph_and_weekly_schedule_asks_again(tmp_path):
         prepare_dagster_home(project)
         defs = build_definitions(root)
         instance = DagsterInstance.get()
-        defs.get_job_def("results_job").execute_in_process(
+        defs.resolve_job_def("results_job").execute_in_process(
             instance=instance, partition_key=requests[0].partition_key, tags=requests[0].tags
         )
         instance.dispose()

@@ -39,6 +39,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _graphql(port: int, query: str) -> dict:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())["data"]
+
+
 def _materializations(home: Path, after_ts: float) -> list[tuple[str, str | None]]:
     instance = DagsterInstance.from_config(str(home))
     try:
@@ -99,6 +109,15 @@ def test_ui_daemon_keeps_fresh_and_refreshes_an_edited_results_file(tmp_path):
                 assert proc.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "the UI did not answer"
                 time.sleep(1)
+
+        # The CLI's runs are runs of named jobs the UI knows (so it can re-execute them).
+        jobs = _graphql(
+            port,
+            "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }",
+        )["repositoriesOrError"]["nodes"][0]["jobs"]
+        cli_runs = _graphql(port, "{ runsOrError { ... on Runs { results { jobName } } } }")
+        ran = {r["jobName"] for r in cli_runs["runsOrError"]["results"]}
+        assert ran and ran <= {j["name"] for j in jobs} - {"__ASSET_JOB"}
 
         # Several ticks of both sensors: nothing fresh is re-materialized.
         time.sleep(4 * SENSOR_INTERVAL_S)

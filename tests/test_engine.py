@@ -144,7 +144,7 @@ class UIPath:
             for p in parts:
                 runs.setdefault((JOB_OF_ASSET[name], p), []).append(AssetKey(name))
         for (job, part), keys in sorted(runs.items(), key=lambda kv: str(kv[0])):
-            self.defs.get_job_def(job).execute_in_process(
+            self.defs.resolve_job_def(job).execute_in_process(
                 instance=self.instance, partition_key=part, asset_selection=keys
             )
 
