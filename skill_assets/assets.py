@@ -1,5 +1,6 @@
 """The asset graph. Assets stay thin: they load, call the pure stage functions, report."""
 
+import hashlib
 import time
 
 import polars as pl
@@ -21,7 +22,6 @@ from skill_assets.conditions import sync_condition
 from skill_assets.importers import load_results
 from skill_assets.instances import load_benchmark
 from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
-from skill_assets.registry import stable_hash
 from skill_assets.schemas import RESULTS, conform
 from skill_assets.sources import benchmark_file, results_file, skills_source
 
@@ -46,17 +46,22 @@ def _preview(df: pl.DataFrame, n: int = 10) -> MetadataValue:
     return MetadataValue.md("\n".join(lines))
 
 
-def _out(
-    df: pl.DataFrame,
-    output_name: str | None = None,
-    data_version: DataVersion | None = None,
-    **metadata,
-) -> Output:
-    """The asset's value and metadata. Without `data_version`, Dagster derives one from the
-    code version and the input versions, which is what makes staleness Dagster's own."""
+def _out(df: pl.DataFrame, output_name: str | None = None, **metadata) -> Output:
+    """The asset's value and metadata, with its content hash as data version.
+
+    Dagster compares data versions to decide what is stale: a dependant is stale exactly
+    when an input's content changed (a re-run that reproduces the same frame leaves its
+    dependants fresh; a weekly live re-evaluation with new answers does not)."""
     meta = {"rows": df.height, "preview": _preview(df), **metadata}
     kwargs = {"output_name": output_name} if output_name else {}
-    return Output(df, data_version=data_version, metadata=meta, **kwargs)
+    return Output(df, data_version=content_version(df), metadata=meta, **kwargs)
+
+
+def content_version(df: pl.DataFrame) -> DataVersion:
+    """sha256 of the frame's rows as NDJSON (independent of chunk layout; nested ok)."""
+    h = hashlib.sha256(",".join(f"{k}:{v}" for k, v in df.schema.items()).encode())
+    h.update(df.write_ndjson().encode())
+    return DataVersion(h.hexdigest()[:32])
 
 
 def _concat(parts, schema: dict | None = None) -> pl.DataFrame:
@@ -172,12 +177,8 @@ def model_results(
         )
     df = conform(df, RESULTS)
     acc = float(df["correct"].mean()) if df.height else None
-    # A live model's answers are not a function of its inputs (a weekly re-evaluation may
-    # change them), so its data version is the content: dependants go stale only on change.
-    version = DataVersion(stable_hash(df.write_csv())) if path is None else None
     return _out(
         df,
-        data_version=version,
         accuracy=acc,
         coverage=df.height / max(benchmark_instances.height, 1),
         failures=failures,
