@@ -36,9 +36,33 @@ def _akpk(key, partition):
     return AssetKeyPartitionKey(key, partition)
 
 
-class NotFresh(AutomationCondition):
-    """Missing or stale in Dagster's own stale status (code version, input data versions),
-    or its latest materialization has LLM calls that failed."""
+class _PartitionTest(AutomationCondition):
+    """True for the candidate partitions where `_test(view, key, partition)` holds."""
+
+    def _test(self, view, key: AssetKey, partition: str | None) -> bool:
+        raise NotImplementedError
+
+    def evaluate(self, context) -> AutomationResult:
+        view = context.asset_graph_view
+        candidates = context.candidate_subset
+        if candidates.is_empty:
+            return AutomationResult(context, context.get_empty_subset())
+        key = context.key
+        if candidates.is_partitioned:
+            keys = {
+                p
+                for p in candidates.expensively_compute_partition_keys()
+                if self._test(view, key, p)
+            }
+            subset = view.get_subset_from_partition_keys(key, context.partitions_def, keys)
+        else:
+            subset = candidates if self._test(view, key, None) else context.get_empty_subset()
+        return AutomationResult(context, subset)
+
+
+class NotFresh(_PartitionTest):
+    """Missing or stale in Dagster's own stale status: a new code version, or an input
+    whose data version changed since this partition was materialized."""
 
     @property
     def name(self) -> str:
@@ -46,29 +70,25 @@ class NotFresh(AutomationCondition):
 
     @property
     def description(self) -> str:
-        return "Missing or stale (Dagster stale status), or has failed LLM calls to retry"
+        return "Missing or stale (Dagster stale status)"
 
-    def evaluate(self, context) -> AutomationResult:
-        view = context.asset_graph_view
-        candidates = context.candidate_subset
-        if candidates.is_empty:
-            return AutomationResult(context, context.get_empty_subset())
-        resolver = _resolver(view)
-        key = context.key
-        if candidates.is_partitioned:
-            keys = {
-                p
-                for p in candidates.expensively_compute_partition_keys()
-                if resolver.get_status(key, p) != StaleStatus.FRESH
-                or _had_failed_calls(view, key, p)
-            }
-            subset = view.get_subset_from_partition_keys(key, context.partitions_def, keys)
-        else:
-            hit = resolver.get_status(key) != StaleStatus.FRESH or _had_failed_calls(
-                view, key, None
-            )
-            subset = candidates if hit else context.get_empty_subset()
-        return AutomationResult(context, subset)
+    def _test(self, view, key, partition) -> bool:
+        return _resolver(view).get_status(key, partition) != StaleStatus.FRESH
+
+
+class HasFailedCalls(_PartitionTest):
+    """Its latest materialization recorded LLM calls that never returned."""
+
+    @property
+    def name(self) -> str:
+        return "has_failed_calls"
+
+    @property
+    def description(self) -> str:
+        return "Latest materialization has LLM calls that failed"
+
+    def _test(self, view, key, partition) -> bool:
+        return _had_failed_calls(view, key, partition)
 
 
 def not_fresh() -> AutomationCondition:
@@ -77,11 +97,16 @@ def not_fresh() -> AutomationCondition:
 
 def sync_condition() -> AutomationCondition:
     """Requested when not fresh, or when an upstream asset of the same run will be
-    requested; held while an upstream partition is due in another run or in progress."""
+    requested; held while an upstream partition is due in another run or in progress.
+
+    Failed LLM calls are retried once after the materialization that recorded them
+    (`newly_true`): a provider that stays down is not asked again every tick.
+    """
     will = AutomationCondition.will_be_requested()
     due_elsewhere = (not_fresh() & ~will) | AutomationCondition.in_progress()
+    retry = HasFailedCalls().newly_true()
     return (
-        (not_fresh() | AutomationCondition.any_deps_match(will))
+        (not_fresh() | retry | AutomationCondition.any_deps_match(will))
         & ~AutomationCondition.in_progress()
         & ~AutomationCondition.any_deps_match(due_elsewhere)
     ).with_label("skill_slices_sync")

@@ -229,8 +229,15 @@ def _run_locked(project: Project, progress: bool, log, executor: str) -> dict:
             from tqdm import tqdm
 
             bar = tqdm(desc="materializing", unit="run", leave=False)
+        done: set[tuple[str, str | None]] = set()
         while True:
-            runs = due_runs(defs, instance)
+            # What this `run` already executed is not repeated in it (e.g. a partition whose
+            # LLM calls failed again stays due for the next `run`).
+            runs = [
+                (job, part, names)
+                for job, part, names in due_runs(defs, instance)
+                if any((n, part) not in done for n in names)
+            ]
             if not runs:
                 busy = _in_progress(instance)
                 if not busy:
@@ -245,6 +252,7 @@ def _run_locked(project: Project, progress: bool, log, executor: str) -> dict:
             if bar:
                 bar.total = (bar.total or 0) + len(runs)
             run_ids += _execute_wave(defs, instance, project, runs, executor, bar)
+            done |= {(n, part) for _, part, names in runs for n in names}
         if bar:
             bar.close()
         return run_summary(instance, project, run_ids, defs)
