@@ -115,6 +115,7 @@ concurrency:
     return path
 
 
+@pytest.mark.timeout(2400)  # a cold run with a process per step; slow on a loaded 2-core box
 def test_graph_on_postgres_with_multiprocess_executor(postgres, tmp_path, monkeypatch):
     import psycopg2
 
