@@ -1,4 +1,4 @@
-"""Materialize what is stale in a project, outside the UI, with Dagster's own machinery."""
+"""`skill-slices run`: record changed inputs, let Dagster decide what is stale, run its jobs."""
 
 from __future__ import annotations
 
