@@ -117,6 +117,9 @@ def fail_orphaned_cli_runs(instance) -> list[str]:
         pid = int(rec.dagster_run.tags.get(PID_TAG, "0") or 0)
         if pid and pid != os.getpid() and not _alive(pid):
             instance.report_run_failed(rec.dagster_run, f"the process running it ({pid}) is gone")
+            # A killed step never released its pool slot: release it, or the pool's next
+            # step (on any path) would wait forever.
+            instance.event_log_storage.free_concurrency_slots_for_run(rec.dagster_run.run_id)
             failed.append(rec.dagster_run.run_id)
     return failed
 

@@ -33,6 +33,9 @@ from skill_assets.registry import load_project
 from skill_assets.runner import run_project
 from tests.conftest import write_project
 
+# Cold runs are slow on a loaded 2-core machine; the module fixture counts toward the first test.
+pytestmark = pytest.mark.timeout(2400)
+
 MATERIALIZABLE = set(JOB_OF_ASSET)
 RESULTS_DEPENDANTS = {
     "slice_accuracy",
@@ -162,7 +165,7 @@ class UIPath:
 
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory):
-    root = write_project(tmp_path_factory.mktemp("engine") / "proj")
+    root = write_project(tmp_path_factory.mktemp("engine") / "proj", n_per_subject=10)
     _split_results(root)
     run_project(root, progress=False)
     return root
@@ -334,7 +337,7 @@ def test_stale_status_equals_what_run_materializes(tmp_path):
     """What Dagster shows as not fresh is what `run` materializes: all of it, plus only what
     became stale because of it (a dependant whose input content changed), and afterwards
     Dagster shows nothing stale."""
-    root = write_project(tmp_path / "proj")
+    root = write_project(tmp_path / "proj", n_per_subject=10)
     _split_results(root)
     run_project(root, progress=False)
     assert _not_fresh(root) == set()
