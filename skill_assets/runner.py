@@ -294,22 +294,47 @@ def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str
 
 
 def _execute_multiprocess(instance, project, runs, bar) -> list[str]:
-    """The runs of one wave side by side (a thread each), every run on Dagster's
-    multiprocess executor: its steps run in their own processes, which load the job from
-    `definitions.py` for the project named by SKILL_SLICES_PROJECT."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The runs of one wave side by side, each in a process of its own (`python -m
+    skill_assets.runner`), each on Dagster's multiprocess executor: its steps run in their
+    own processes, which load the job from `definitions.py` for SKILL_SLICES_PROJECT."""
+    import json
+    import subprocess
+    import sys
 
-    from dagster import execute_job
+    env = {**os.environ, "SKILL_SLICES_PROJECT": str(project.root)}
+    procs = []
+    for job, part, names in runs:
+        args = [sys.executable, "-m", "skill_assets.runner", job, part or "", ",".join(names)]
+        procs.append(
+            (job, part, subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True))
+        )
+    ids = []
+    for job, part, proc in procs:
+        out, _ = proc.communicate()
+        lines = out.strip().splitlines()
+        result = json.loads(lines[-1]) if lines else {}
+        if proc.returncode != 0 or not result.get("success"):
+            raise RuntimeError(
+                f"{job} {part or ''}: run {result.get('run_id', '?')} failed:"
+                f" {result.get('error', 'see the Dagster UI')}"
+            )
+        ids.append(result["run_id"])
+        if bar:
+            bar.update(1)
+    return ids
+
+
+def _execute_one_multiprocess(job: str, part: str | None, names: list[str]) -> dict:
+    """One run of a named job on the multiprocess executor (in this process, steps in
+    child processes); the instance is DAGSTER_HOME's."""
+    from dagster import DagsterInstance, execute_job
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    os.environ["SKILL_SLICES_PROJECT"] = str(project.root)
     repo = ReconstructableRepository.for_module("definitions", "defs", str(REPO_ROOT))
-
-    def one(run):
-        job, part, names = run
-        tags = _run_tags(job, part)
-        if part is not None:
-            tags["dagster/partition"] = part
+    tags = _run_tags(job, part)
+    if part is not None:
+        tags["dagster/partition"] = part
+    with DagsterInstance.get() as instance:
         result = execute_job(
             repo.get_reconstructable_job(job),
             instance=instance,
@@ -317,16 +342,11 @@ def _execute_multiprocess(instance, project, runs, bar) -> list[str]:
             tags=tags,
             asset_selection=[AssetKey(n) for n in names],
         )
+        error = None
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
-            why = failure.step_failure_data.error.message if failure else "see the Dagster UI"
-            raise RuntimeError(f"run {result.run_id} ({job} {part or ''}) failed: {why}")
-        if bar:
-            bar.update(1)
-        return result.run_id
-
-    with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
-        return list(pool.map(one, runs))
+            error = failure.step_failure_data.error.message if failure else "run failed"
+        return {"run_id": result.run_id, "success": result.success, "error": error}
 
 
 def run_summary(instance, project: Project, run_ids: list[str], defs) -> dict:
@@ -437,3 +457,14 @@ def routing_summary(project: Project) -> dict:
         "oracle": get("oracle"),
         "n": n,
     }
+
+
+if __name__ == "__main__":  # one run of a wave, started by _execute_multiprocess
+    import json
+    import sys
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    job_name, partition, assets = sys.argv[1], sys.argv[2] or None, sys.argv[3].split(",")
+    print(json.dumps(_execute_one_multiprocess(job_name, partition, assets)))
