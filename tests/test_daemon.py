@@ -59,7 +59,12 @@ def _materializations(home: Path, after_ts: float) -> list[tuple[str, str | None
             for ev in instance.all_logs(
                 rec.dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
             ):
-                out.append((ev.asset_materialization.asset_key.to_user_string(), ev.partition))
+                out.append(
+                    (
+                        ev.asset_materialization.asset_key.to_user_string(),
+                        ev.dagster_event.partition,
+                    )
+                )
         return out
     finally:
         instance.dispose()

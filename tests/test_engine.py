@@ -304,7 +304,12 @@ def _materialized_pairs(root: Path, summary: dict) -> set[tuple[str, str | None]
             for ev in instance.all_logs(
                 run["run_id"], of_type=DagsterEventType.ASSET_MATERIALIZATION
             ):
-                out.add((ev.asset_materialization.asset_key.to_user_string(), ev.partition))
+                out.add(
+                    (
+                        ev.asset_materialization.asset_key.to_user_string(),
+                        ev.dagster_event.partition,
+                    )
+                )
         return out
     finally:
         instance.dispose()
