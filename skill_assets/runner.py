@@ -331,9 +331,13 @@ def _execute_one_multiprocess(job: str, part: str | None, names: list[str]) -> d
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     repo = ReconstructableRepository.for_module("definitions", "defs", str(REPO_ROOT))
+    from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
+
     tags = _run_tags(job, part)
     if part is not None:
-        tags["dagster/partition"] = part
+        # the partition tags Dagster itself gives a run (one per dimension for results_job)
+        pdef = benchmark_model_partitions if job == "results_job" else benchmark_partitions
+        tags.update(pdef.get_tags_for_partition_key(part))
     with DagsterInstance.get() as instance:
         result = execute_job(
             repo.get_reconstructable_job(job),
