@@ -176,7 +176,7 @@ def test_graph_on_postgres_with_multiprocess_executor(postgres, tmp_path, monkey
                 spans.append((rec.start_time, rec.end_time))
         # each step ran in a process of its own
         pids = {
-            e.pid
+            e.dagster_event.pid
             for r in summary["runs"]
             for e in instance.all_logs(r["run_id"])
             if e.is_dagster_event and e.dagster_event.event_type_value == "STEP_START"
