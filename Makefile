@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo live-example test install install-dev install-local test-local-deps lint clean-demo browser-deps
+.PHONY: demo live-example test install install-dev install-local test-local-deps lint clean-demo browser-deps postgres-deps
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -49,7 +49,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint browser-deps test-local-deps
+test: lint browser-deps postgres-deps test-local-deps
 	$(VENV)/bin/pytest -q -rs -p no:cacheprovider
 
 clean-demo:
@@ -61,3 +61,10 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the browser test will skip"; }
+
+# The deployment test starts Debian's PostgreSQL server on 127.0.0.1 inside the test; it
+# skips (with its reason) when the server cannot be installed.
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "postgresql not installed: the PostgreSQL storage test will skip"; }

@@ -1,13 +1,14 @@
 """The asset graph. Assets stay thin: they load, call the pure stage functions, report."""
 
+import hashlib
 import time
 
 import polars as pl
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetOut,
-    AutomationCondition,
     DataVersion,
     MetadataValue,
     MultiToSingleDimensionPartitionMapping,
@@ -17,15 +18,18 @@ from dagster import (
 )
 
 from resources.project import ProjectResource
-from skill_assets import plan
+from skill_assets.conditions import sync_condition
 from skill_assets.importers import load_results
 from skill_assets.instances import load_benchmark
 from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
 from skill_assets.registry import RegistryError
 from skill_assets.safe_markdown import md_code, md_text, safe_md
 from skill_assets.schemas import RESULTS, conform
+from skill_assets.sources import benchmark_file, results_file, skills_source
 
-EAGER = AutomationCondition.eager()
+# One condition for every asset: materialize what Dagster reports as not fresh (see
+# conditions.py). `skill-slices run` evaluates the same conditions.
+SYNC = sync_condition()
 
 
 def _preview(df: pl.DataFrame, n: int = 10) -> MetadataValue:
@@ -46,14 +50,22 @@ def _preview(df: pl.DataFrame, n: int = 10) -> MetadataValue:
     return safe_md("\n".join(lines))
 
 
-def _fp(project, asset_name: str, partition: str | None) -> str:
-    return plan.fingerprints(project)[(asset_name, partition)]
+def _out(df: pl.DataFrame, output_name: str | None = None, **metadata) -> Output:
+    """The asset's value and metadata, with its content hash as data version.
 
-
-def _out(df: pl.DataFrame, fingerprint: str, output_name: str | None = None, **metadata) -> Output:
-    meta = {"rows": df.height, "fingerprint": fingerprint, "preview": _preview(df), **metadata}
+    Dagster compares data versions to decide what is stale: a dependant is stale exactly
+    when an input's content changed (a re-run that reproduces the same frame leaves its
+    dependants fresh; a weekly live re-evaluation with new answers does not)."""
+    meta = {"rows": df.height, "preview": _preview(df), **metadata}
     kwargs = {"output_name": output_name} if output_name else {}
-    return Output(df, data_version=DataVersion(fingerprint), metadata=meta, **kwargs)
+    return Output(df, data_version=content_version(df), metadata=meta, **kwargs)
+
+
+def content_version(df: pl.DataFrame) -> DataVersion:
+    """sha256 of the frame's rows as NDJSON (independent of chunk layout; nested ok)."""
+    h = hashlib.sha256(",".join(f"{k}:{v}" for k, v in df.schema.items()).encode())
+    h.update(df.write_ndjson().encode())
+    return DataVersion(h.hexdigest()[:32])
 
 
 def _concat(parts, schema: dict | None = None) -> pl.DataFrame:
@@ -95,7 +107,9 @@ def _llm_meta(stats: dict) -> dict:
 @asset(
     partitions_def=benchmark_partitions,
     group_name="inputs",
-    code_version=plan.CODE_VERSIONS["benchmark_instances"],
+    deps=[benchmark_file],
+    automation_condition=SYNC,
+    code_version="1",
 )
 def benchmark_instances(context: AssetExecutionContext, project: ProjectResource):
     """Validated instances of one benchmark (instance_id, question, options, answer, metadata)."""
@@ -105,7 +119,6 @@ def benchmark_instances(context: AssetExecutionContext, project: ProjectResource
     mc = df.filter(pl.col("options").is_not_null()).height
     return _out(
         df,
-        _fp(proj, "benchmark_instances", name),
         instances=df.height,
         multiple_choice=mc,
         source=str(proj.benchmark_path(name)),
@@ -122,7 +135,16 @@ def benchmark_instances(context: AssetExecutionContext, project: ProjectResource
             )
         )
     },
-    code_version=plan.CODE_VERSIONS["model_results"],
+    deps=[
+        AssetDep(
+            results_file,
+            partition_mapping=MultiToSingleDimensionPartitionMapping(
+                partition_dimension_name="model"
+            ),
+        )
+    ],
+    automation_condition=SYNC,
+    code_version="1",
 )
 def model_results(
     context: AssetExecutionContext, project: ProjectResource, benchmark_instances: pl.DataFrame
@@ -175,7 +197,6 @@ def model_results(
     acc = float(df["correct"].mean()) if df.height else None
     return _out(
         df,
-        _fp(proj, "model_results", context.partition_key),
         accuracy=acc,
         coverage=df.height / max(benchmark_instances.height, 1),
         failures=failures,
@@ -188,9 +209,10 @@ def model_results(
     partitions_def=benchmark_partitions,
     group_name="skills",
     outs={
-        "rationales": AssetOut(code_version=plan.CODE_VERSIONS["rationales"]),
-        "skill_mentions": AssetOut(code_version=plan.CODE_VERSIONS["skill_mentions"]),
+        "rationales": AssetOut(code_version="2", automation_condition=SYNC),
+        "skill_mentions": AssetOut(code_version="2", automation_condition=SYNC),
     },
+    deps=[skills_source],
 )
 def annotate(
     context: AssetExecutionContext, project: ProjectResource, benchmark_instances: pl.DataFrame
@@ -229,7 +251,6 @@ def annotate(
     common = {"seconds": round(elapsed, 2), **_llm_meta(stats)}
     yield _out(
         rationales,
-        _fp(proj, "rationales", name),
         output_name="rationales",
         parse_rate=parse_rate,
         parse_errors=errors - failed_calls.height,
@@ -247,7 +268,6 @@ def annotate(
     )
     yield _out(
         mentions,
-        _fp(proj, "skill_mentions", name),
         output_name="skill_mentions",
         distinct_skill_names=mentions["skill_name"].n_unique(),
         top_level_skills=_preview(top, 20),
@@ -256,8 +276,11 @@ def annotate(
 
 @asset(
     group_name="skills",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["skill_embeddings"],
+    automation_condition=SYNC,
+    code_version="1",
+    deps=["embedder_settings", "benchmark_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/skill_embeddings",
 )
 def skill_embeddings(context: AssetExecutionContext, project: ProjectResource, skill_mentions):
     """Distinct skill names with counts; their vectors live in LanceDB (only new names embedded)."""
@@ -272,7 +295,6 @@ def skill_embeddings(context: AssetExecutionContext, project: ProjectResource, s
     context.log.info(f"{names.height} distinct skill names, {new} newly embedded")
     return _out(
         names,
-        _fp(proj, "skill_embeddings", None),
         distinct_names=names.height,
         newly_embedded=new,
         embedder=embedder.name,
@@ -281,7 +303,12 @@ def skill_embeddings(context: AssetExecutionContext, project: ProjectResource, s
 
 
 @asset(
-    group_name="skills", automation_condition=EAGER, code_version=plan.CODE_VERSIONS["skill_slices"]
+    group_name="skills",
+    automation_condition=SYNC,
+    code_version="3",
+    deps=["embedder_settings", "slices_settings", "benchmark_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/skill_slices",
 )
 def skill_slices(
     context: AssetExecutionContext,
@@ -302,7 +329,6 @@ def skill_slices(
     big = slices.filter(pl.col("n") >= proj.registry.slices.min_slice_size)
     return _out(
         slices,
-        _fp(proj, "skill_slices", None),
         slices=slices.height,
         slices_at_min_size=big.height,
         levels=MetadataValue.json(
@@ -314,8 +340,11 @@ def skill_slices(
 
 @asset(
     group_name="insights",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["slice_accuracy"],
+    automation_condition=SYNC,
+    code_version="3",
+    deps=["slices_settings", "model_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/slice_accuracy",
 )
 def slice_accuracy(
     context: AssetExecutionContext,
@@ -335,7 +364,6 @@ def slice_accuracy(
     heat = markdown_image(accuracy_heatmap(df), "accuracy heat map (skills x models)")
     return _out(
         df,
-        _fp(proj, "slice_accuracy", None),
         overall_accuracy=_preview(overall),
         models=results["model"].n_unique() if results.height else 0,
         small_slices=df.filter(pl.col("small")).height if df.height else 0,
@@ -345,8 +373,11 @@ def slice_accuracy(
 
 @asset(
     group_name="insights",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["skill_insights"],
+    automation_condition=SYNC,
+    code_version="4",
+    deps=["slices_settings", "insights_settings", "benchmark_names", "model_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/skill_insights",
 )
 def skill_insights(
     context: AssetExecutionContext,
@@ -415,7 +446,6 @@ def skill_insights(
             pictures.append(f"**{m}**\n\n{img}")
     return _out(
         df,
-        _fp(proj, "skill_insights", None),
         findings=df.height,
         significant=significant,
         skill_level_findings=skill_level,
@@ -466,8 +496,11 @@ def _routing_options(proj, results: pl.DataFrame) -> dict:
 
 @asset(
     group_name="routing",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["routing_policy"],
+    automation_condition=SYNC,
+    code_version="3",
+    deps=["slices_settings", "routing_settings", "benchmark_names", "model_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/routing_policy",
 )
 def routing_policy(
     context: AssetExecutionContext,
@@ -510,7 +543,6 @@ def routing_policy(
     )
     return _out(
         df,
-        _fp(proj, "routing_policy", None),
         policy_file=MetadataValue.path(str(path)),
         default_model=str(policy.get("default_model")),
         skills=len(policy["skills"]),
@@ -519,8 +551,17 @@ def routing_policy(
 
 @asset(
     group_name="routing",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["routing_evaluation"],
+    automation_condition=SYNC,
+    code_version="3",
+    deps=[
+        "embedder_settings",
+        "slices_settings",
+        "routing_settings",
+        "benchmark_names",
+        "model_names",
+    ],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/routing_evaluation",
 )
 def routing_evaluation(
     context: AssetExecutionContext,
@@ -553,7 +594,6 @@ def routing_evaluation(
     bars = markdown_image(routing_bars(df), "routing: held-out accuracy (leave-one-out)")
     return _out(
         df,
-        _fp(proj, "routing_evaluation", None),
         table=_preview(df, 30),
         routing_bars=safe_md(bars or "*(nothing to plot)*"),
     )
@@ -569,8 +609,11 @@ def _question_vectors(project: ProjectResource, instances: pl.DataFrame):
 
 @asset(
     group_name="insights",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["model_evolution"],
+    automation_condition=SYNC,
+    code_version="1",
+    deps=["slices_settings", "insights_settings", "model_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/model_evolution",
 )
 def model_evolution(
     context: AssetExecutionContext,
@@ -594,10 +637,8 @@ def model_evolution(
         q_level=reg.insights.q_level,
     )
     bars = markdown_image(evolution_bars(df), "model evolution: most improved and regressed skills")
-    fp = _fp(proj, "model_evolution", None)
     return _out(
         df,
-        fp,
         pairs=MetadataValue.json([list(p) for p in reg.compare]),
         significant=df.filter(pl.col("significant")).height if df.height else 0,
         summary=safe_md(md_code(evolution_summary(df))),
@@ -607,8 +648,11 @@ def model_evolution(
 
 @asset(
     group_name="insights",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["dataset_view"],
+    automation_condition=SYNC,
+    code_version="1",
+    deps=["benchmark_names", "model_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/dataset_view",
 )
 def dataset_view(
     context: AssetExecutionContext,
@@ -621,7 +665,6 @@ def dataset_view(
     from skill_assets.evolution import dataset_view as compute
     from skill_assets.plots import dataset_plot, markdown_image
 
-    proj = project.project
     results = _concat(model_results, RESULTS)
     instances = _concat(benchmark_instances)
     df = compute(results, skill_slices, instances if instances.height else None)
@@ -634,7 +677,6 @@ def dataset_view(
     )
     return _out(
         df,
-        _fp(proj, "dataset_view", None),
         benchmark_mix=_preview(mix, 30),
         accuracy_by_skill=_preview(by_skill, 30),
         dataset_plot=safe_md(picture or "*(nothing to plot)*"),
@@ -651,8 +693,11 @@ def _probe_models(proj) -> list:
 
 @asset(
     group_name="validation",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["skill_verification"],
+    automation_condition=SYNC,
+    code_version="1",
+    deps=["validation_settings", "benchmark_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/skill_verification",
 )
 def skill_verification(
     context: AssetExecutionContext,
@@ -673,11 +718,9 @@ def skill_verification(
 
     proj = project.project
     settings = proj.registry.validation
-    fingerprint = _fp(proj, "skill_verification", None)
     if settings.verifier is None:
         return _out(
             pl.DataFrame(schema=VERIFICATION),
-            fingerprint,
             status="skipped: set validation.verifier in the registry",
         )
     mentions = _concat(skill_mentions)
@@ -697,7 +740,6 @@ def skill_verification(
     listed_rate, negative_rate = relevance_rates(counts)
     return _out(
         df,
-        fingerprint,
         status="verified",
         verifier=f"{settings.verifier.provider}:{settings.verifier.model}",
         instances=df["uid"].n_unique() if df.height else 0,
@@ -712,8 +754,11 @@ def skill_verification(
 
 @asset(
     group_name="validation",
-    automation_condition=EAGER,
-    code_version=plan.CODE_VERSIONS["probe_consistency"],
+    automation_condition=SYNC,
+    code_version="1",
+    deps=["validation_settings", "benchmark_names", "model_names"],
+    # Never two runs on the same aggregate at once, whatever launched them.
+    pool="skill_slices/probe_consistency",
 )
 def probe_consistency(
     context: AssetExecutionContext,
@@ -730,11 +775,10 @@ def probe_consistency(
 
     proj = project.project
     settings = proj.registry.validation
-    fingerprint = _fp(proj, "probe_consistency", None)
     models = _probe_models(proj)
     if settings.verifier is None or not models:
         why = "set validation.verifier" if settings.verifier is None else "no live model to probe"
-        return _out(pl.DataFrame(schema=PROBES), fingerprint, status=f"skipped: {why}")
+        return _out(pl.DataFrame(schema=PROBES), status=f"skipped: {why}")
     verifier = project.llm_client(settings.verifier)
     clients = {m.name: project.llm_client(m, cache_epoch=proj.live_epoch(m.name)) for m in models}
     df = run_probing(
@@ -753,7 +797,6 @@ def probe_consistency(
     stats = merge_stats(verifier.stats, *(c.stats for c in clients.values()))
     return _out(
         df,
-        fingerprint,
         status="probed",
         models=MetadataValue.json(sorted(clients)),
         inconsistency=_preview(table, 30),

@@ -11,6 +11,7 @@ from skill_assets.assets import (
     skill_slices,
     skill_verification,
 )
+from skill_assets.conditions import check_condition
 
 
 def _materialized(
@@ -28,7 +29,11 @@ def _materialized(
     return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
 
-@asset_check(asset=benchmark_instances, blocking=True)
+# A check runs with every run that materializes its asset, whichever path launched it.
+CHECK = check_condition()
+
+
+@asset_check(asset=benchmark_instances, blocking=True, automation_condition=CHECK)
 def instance_ids_unique(project: ProjectResource) -> AssetCheckResult:
     """No two instances share a uid."""
     df = _materialized(project, "benchmark_instances")
@@ -36,7 +41,7 @@ def instance_ids_unique(project: ProjectResource) -> AssetCheckResult:
     return AssetCheckResult(passed=dup == 0, metadata={"duplicates": dup})
 
 
-@asset_check(asset=annotate.keys_by_output_name["rationales"])
+@asset_check(asset=annotate.keys_by_output_name["rationales"], automation_condition=CHECK)
 def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
     """At least 95% of instances got a usable rationale (warns below)."""
     rationales = _materialized(project, "rationales")
@@ -51,7 +56,7 @@ def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=skill_slices)
+@asset_check(asset=skill_slices, automation_condition=CHECK)
 def cluster_names_deduplicated(
     project: ProjectResource, skill_slices: pl.DataFrame
 ) -> AssetCheckResult:
@@ -94,7 +99,7 @@ def cluster_names_deduplicated(
     )
 
 
-@asset_check(asset=routing_evaluation)
+@asset_check(asset=routing_evaluation, automation_condition=CHECK)
 def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckResult:
     """The skill policy (leave-one-out) is at least as accurate as the best single model."""
     loo = routing_evaluation.filter(pl.col("scheme") == "loo")
@@ -108,7 +113,7 @@ def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckRes
     )
 
 
-@asset_check(asset=skill_verification)
+@asset_check(asset=skill_verification, automation_condition=CHECK)
 def listed_skills_relevant(
     project: ProjectResource, skill_verification: pl.DataFrame
 ) -> AssetCheckResult:

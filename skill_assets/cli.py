@@ -69,20 +69,37 @@ def main() -> None:
 @click.option(
     "--no-wait", is_flag=True, help="Fail at once if another run holds the project (default: wait)."
 )
-def run(project_dir: str, quiet: bool, no_wait: bool) -> None:
-    """Register partitions from the registry and materialize everything stale."""
-    from skill_assets import state_health
-    from skill_assets.registry import load_project
-    from skill_assets.runner import read_asset, run_project
+@click.option(
+    "--executor",
+    type=click.Choice(["in_process", "multiprocess"]),
+    default="in_process",
+    show_default=True,
+    help="Dagster executor: multiprocess runs steps in their own processes and the runs of"
+    " one wave (e.g. several benchmarks) side by side.",
+)
+def run(project_dir: str, quiet: bool, no_wait: bool, executor: str) -> None:
+    """Materialize what Dagster reports as missing or stale (the UI's "Unsynced")."""
+    from skill_assets.runner import run_project
 
     summary = run_project(
         project_dir,
         progress=not quiet and sys.stderr.isatty(),
         wait=not no_wait,
         log=lambda m: click.echo(m, err=True),
+        executor=executor,
     )
+    print_run_summary(project_dir, summary, quiet)
+
+
+def print_run_summary(project_dir: str, summary: dict, quiet: bool = False) -> None:
+    """The terminal summary of a run: headline, routing table, failed checks, then JSON.
+
+    Every registry model is in the summary; one that ended with no result fails the run."""
+    from skill_assets import state_health
+    from skill_assets.registry import load_project
+    from skill_assets.runner import read_asset
+
     project = load_project(project_dir)
-    # Every registry model is in the summary; one that ended with no result fails the run.
     summary["models"] = state_health.model_coverage(project)
     lost = state_health.lost_models(project, summary["models"])
     if not quiet:
@@ -612,7 +629,12 @@ def _check_port_free(host: str, port: int) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def ui(project_dir: str, port: int, host: str) -> None:
-    """Start the Dagster UI on the project (bound to 127.0.0.1 unless --host says otherwise)."""
+    """Start `dagster dev` (UI + daemon) on the project's own instance.
+
+    The same as `dagster dev` from the repository root with DAGSTER_HOME and
+    SKILL_SLICES_PROJECT set to the project: the input sensor and the automation sensor run,
+    so edited inputs refresh their dependants with no CLI involved.
+    """
     import signal
 
     from skill_assets.registry import load_project

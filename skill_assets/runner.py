@@ -1,19 +1,21 @@
-"""Materialize what is stale in a project, outside the UI, with Dagster's own machinery."""
+"""`skill-slices run`: record changed inputs, let Dagster decide what is stale, run its jobs."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
-import shutil
+import socket
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+from dagster import AssetKey
 
-from skill_assets import plan, state_health
+from skill_assets import state_health
 from skill_assets.registry import Project, RegistryError, load_project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,13 +23,36 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_dagster_home(project: Project) -> Path:
-    """Point DAGSTER_HOME at the project's state folder, with our instance settings."""
+    """Point DAGSTER_HOME at the project's state folder, with our instance settings.
+
+    The repository's `dagster.yaml` (or the file SKILL_SLICES_INSTANCE_CONFIG names) gives
+    the storage folder through the environment variable SKILL_SLICES_DAGSTER_HOME (so `dagster dev` from the repository root finds the
+    demo's instance through `.env`); the project's copy has that folder written in.
+    """
+    import yaml
+
     home = project.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    src = REPO_ROOT / "dagster.yaml"
+    # Another instance configuration (e.g. PostgreSQL storage, docs/deploy.md) in place of
+    # the repository's SQLite one.
+    src = Path(os.environ.get("SKILL_SLICES_INSTANCE_CONFIG") or REPO_ROOT / "dagster.yaml")
     dst = home / "dagster.yaml"
-    if src.exists() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
-        shutil.copyfile(src, dst)
+    if src.exists():
+
+        def fill(node):
+            if node == {"env": "SKILL_SLICES_DAGSTER_HOME"}:
+                return str(home)
+            if isinstance(node, dict):
+                return {k: fill(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [fill(v) for v in node]
+            return node
+
+        text = yaml.safe_dump(fill(yaml.safe_load(src.read_text())), sort_keys=False)
+        if not dst.exists() or dst.read_text() != text:
+            tmp = dst.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(dst)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -93,61 +118,63 @@ def preflight(project: Project) -> dict[str, pl.DataFrame]:
 
 def sync_partitions(instance, project: Project) -> None:
     """Make the dynamic partitions exactly the registry's benchmarks and models."""
-    from skill_assets.partitions import benchmark_partitions, model_partitions
+    from dagster import AddDynamicPartitionsRequest
 
-    for pdef, wanted in (
-        (benchmark_partitions, [b.name for b in project.registry.benchmarks]),
-        (model_partitions, [m.name for m in project.registry.models]),
-    ):
-        have = set(instance.get_dynamic_partitions(pdef.name))
-        new = [w for w in wanted if w not in have]
-        if new:
-            instance.add_dynamic_partitions(pdef.name, new)
-        for gone in sorted(have - set(wanted)):
-            instance.delete_dynamic_partition(pdef.name, gone)
+    from skill_assets.automation import sync_partitions_requests
+
+    for req in sync_partitions_requests(instance, project):
+        if isinstance(req, AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        else:
+            for gone in req.partition_keys:
+                instance.delete_dynamic_partition(req.partitions_def_name, gone)
 
 
-def recorded_fingerprints(instance, keys) -> dict:
-    """Fingerprint recorded by the latest materialization of each (asset, partition)."""
-    from dagster import AssetKey, AssetRecordsFilter
+def before_deciding(project: Project, instance) -> None:
+    """Pre-run state checks, called once before Dagster decides what to materialize.
 
-    out = {}
-    for asset_name, part in keys:
-        flt = AssetRecordsFilter(
-            asset_key=AssetKey(asset_name), asset_partitions=[part] if part else None
+    The place for checks on the project's state files (their damage would make Dagster's
+    decision wrong). Runs of an earlier `run` that was killed are closed here.
+    """
+    from skill_assets.automation import fail_orphaned_cli_runs
+
+    fail_orphaned_cli_runs(instance)
+
+
+def due_runs(defs, instance) -> list[tuple[str, str | None, list[str]]]:
+    """The runs Dagster's automation conditions request now: (job, partition, assets).
+
+    This is the evaluation the daemon's automation sensor makes on each tick; the CLI
+    launches its requests itself instead of waiting for a tick.
+    """
+    from dagster import evaluate_automation_conditions
+
+    from skill_assets.automation import JOB_OF_ASSET
+
+    result = evaluate_automation_conditions(defs, instance)
+    runs: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for name, job in JOB_OF_ASSET.items():
+        for part in sorted(result.get_requested_partitions(AssetKey(name)), key=str):
+            runs[(job, part)].append(name)
+    for names in runs.values():
+        # rationales and skill_mentions come from one step (`annotate`): run them together
+        if {"rationales", "skill_mentions"} & set(names):
+            names.extend(n for n in ("rationales", "skill_mentions") if n not in names)
+    order = {"benchmark_job": 0, "results_job": 1, "analysis_job": 2}
+    return [
+        (job, part, names)
+        for (job, part), names in sorted(
+            runs.items(), key=lambda kv: (order[kv[0][0]], str(kv[0][1]))
         )
-        recs = instance.fetch_materializations(flt, limit=1, ascending=False).records
-        fp = None
-        if recs:
-            mat = recs[0].asset_materialization
-            entry = mat.metadata.get("fingerprint") if mat else None
-            fp = getattr(entry, "value", None)
-            # Instances whose LLM call failed are retried by the next run (only they
-            # cost anything: the rest comes from the call cache).
-            failures = getattr(mat.metadata.get("failures"), "value", 0) if mat else 0
-            if failures:
-                fp = None
-        out[(asset_name, part)] = fp
-    return out
+    ]
 
 
-def _groups(steps: list[plan.Step]) -> list[tuple[str | None, list[str]]]:
-    """Runs to launch: per benchmark partition, per results partition, then aggregates."""
-    by_part: dict[str | None, list[str]] = defaultdict(list)
-    order: list[str | None] = []
-    for s in steps:
-        asset_names = (
-            ["rationales", "skill_mentions"]
-            if s.asset in ("rationales", "skill_mentions")
-            else [s.asset]
-        )
-        if s.partition not in by_part:
-            order.append(s.partition)
-        for a in asset_names:
-            if a not in by_part[s.partition]:
-                by_part[s.partition].append(a)
-    parts = [p for p in order if p is not None]
-    return [(p, by_part[p]) for p in parts] + ([(None, by_part[None])] if None in by_part else [])
+def _in_progress(instance) -> list:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    return instance.get_run_records(
+        RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED])
+    )
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -163,21 +190,28 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def run_project(
-    project_dir: str | Path, progress: bool = True, log=print, wait: bool = True
+    project_dir: str | Path,
+    progress: bool = True,
+    log=print,
+    wait: bool = True,
+    executor: str = "in_process",
 ) -> dict:
-    """Register partitions and materialize every stale asset; returns the run summary.
+    """Materialize everything Dagster reports as not fresh; returns the run summary.
 
-    Runs on one project are serialised by :func:`project_lock` (``wait=False``: fail fast).
+    Runs on one project are serialised by :func:`project_lock` (``wait=False``: fail fast);
+    runs launched from the UI or by the daemon are kept apart by Dagster's own controls
+    (``in_progress`` in the automation condition, pools, tag concurrency limits).
+    ``executor``: ``in_process`` (one process) or ``multiprocess`` (Dagster's multiprocess
+    executor; the runs of one wave, e.g. several benchmark partitions, run in parallel).
     """
     project = load_project(project_dir)
     with project_lock(project, wait=wait, log=log):
-        return _run_locked(project, progress, log)
+        return _run_locked(project, progress, log, executor)
 
 
-def _run_locked(project: Project, progress: bool, log) -> dict:
-    from dagster import AssetKey, materialize
-
+def _run_locked(project: Project, progress: bool, log, executor: str) -> dict:
     from definitions import build_definitions
+    from skill_assets.sources import report_changed_inputs
 
     preflight(project)
     prepare_dagster_home(project)
@@ -186,84 +220,211 @@ def _run_locked(project: Project, progress: bool, log) -> dict:
     # Verifies the state first: damaged asset files are wiped and re-materialized below.
     instance = state_health.checked_instance(project, log=log)
     try:
+        before_deciding(project, instance)
         sync_partitions(instance, project)
-        fps = plan.fingerprints(project)
-        recorded = recorded_fingerprints(instance, fps.keys())
-        steps = plan.stale_steps(project, recorded)
-        groups = _groups(steps)
-        assets = list(defs.assets) + list(defs.asset_checks or [])
-        resources = defs.resources
-        materialized: list[str] = []
-        skipped: dict[str, str] = {}  # asset → why (validation without a verifier, ...)
-        checks_failed: dict[str, dict] = {}
-        calls = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
-        cost = 0.0
+        report_changed_inputs(instance, project)
+        run_ids: list[str] = []
         bar = None
-        if progress and groups:
+        if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(groups), desc="materializing", unit="run", leave=False)
-        for part, names in groups:
-            label = f"{part}: " if part else ""
-            if bar:
-                bar.set_postfix_str((label + ",".join(names))[:60])
-            try:
-                result = materialize(
-                    assets,
-                    instance=instance,
-                    resources=resources,
-                    partition_key=part,
-                    selection=[AssetKey(n) for n in names],
-                    run_config=QUIET,
-                    tags={"skill_slices/source": "cli"},
+            bar = tqdm(desc="materializing", unit="run", leave=False)
+        done: set[tuple[str, str | None]] = set()
+        while True:
+            # What this `run` already executed is not repeated in it (e.g. a partition whose
+            # LLM calls failed again stays due for the next `run`).
+            runs = [
+                (job, part, names)
+                for job, part, names in due_runs(defs, instance)
+                if any((n, part) not in done for n in names)
+            ]
+            if not runs:
+                busy = _in_progress(instance)
+                if not busy:
+                    break
+                # A run launched from the UI or by the daemon holds some partitions: wait
+                # for it, then ask Dagster again.
+                log(
+                    f"waiting for run {busy[0].dagster_run.run_id} ({busy[0].dagster_run.job_name})"
                 )
-            except Exception as e:  # surface the user's error, not Dagster's wrapper
-                inner = _unwrap(e)
-                if isinstance(inner, RegistryError):
-                    raise inner from None
-                raise
-            for ev in result.get_asset_materialization_events():
-                mat = ev.step_materialization_data.materialization
-                key = mat.asset_key.to_user_string()
-                md = mat.metadata
-                status = str(getattr(md.get("status"), "value", "") or "")
-                if status.startswith("skipped"):
-                    skipped[key] = status.removeprefix("skipped").lstrip(": ")
-                elif key not in materialized:
-                    materialized.append(key)
-                calls["made"] += int(getattr(md.get("llm_calls_made"), "value", 0) or 0)
-                calls["cached"] += int(getattr(md.get("llm_calls_cached"), "value", 0) or 0)
-                calls["failed"] += int(getattr(md.get("llm_calls_failed"), "value", 0) or 0)
-                cost += float(getattr(md.get("llm_cost_usd"), "value", 0.0) or 0.0)
-                by_p = getattr(md.get("llm_calls_by_purpose"), "value", None) or {}
-                for purpose, c in by_p.items():
-                    slot = calls["by_purpose"].setdefault(purpose, {"made": 0, "cached": 0})
-                    slot["made"] += int(c.get("made", 0))
-                    slot["cached"] += int(c.get("cached", 0))
-            for check in result.get_asset_check_evaluations():
-                name = f"{check.asset_key.to_user_string()}:{check.check_name}"
-                if check.passed:
-                    checks_failed.pop(name, None)
-                else:
-                    checks_failed[name] = {
-                        "severity": check.severity.value,
-                        **{k: getattr(v, "value", v) for k, v in check.metadata.items()},
-                    }
+                time.sleep(2)
+                continue
             if bar:
-                bar.update(1)
+                bar.total = (bar.total or 0) + len(runs)
+            run_ids += _execute_wave(defs, instance, project, runs, executor, bar)
+            done |= {(n, part) for _, part, names in runs for n in names}
         if bar:
             bar.close()
-        calls["cost_usd"] = round(cost, 6)
-        routing = routing_summary(project)
-        return {
-            "materialized": materialized,
-            **({"skipped": skipped} if skipped else {}),
-            "llm_calls": calls,
-            "routing": routing,
-            "checks_failed": checks_failed,
-        }
+        return run_summary(instance, project, run_ids, defs)
     finally:
         instance.dispose()
+
+
+def _run_tags(job: str, part: str | None) -> dict:
+    from skill_assets.automation import HOST_TAG, PID_TAG, SOURCE_TAG
+
+    return {SOURCE_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str]:
+    """Execute the runs requested by one evaluation; each is a named job of the Definitions."""
+    if executor == "multiprocess":
+        return _execute_multiprocess(instance, project, runs, bar)
+    ids = []
+    for job, part, names in runs:
+        if bar:
+            bar.set_postfix_str(f"{job} {part or ''}"[:60])
+        try:
+            result = defs.resolve_job_def(job).execute_in_process(
+                instance=instance,
+                partition_key=part,
+                asset_selection=[AssetKey(n) for n in names],
+                run_config=QUIET,
+                tags=_run_tags(job, part),
+            )
+        except Exception as e:  # surface the user's error, not Dagster's wrapper
+            inner = _unwrap(e)
+            if isinstance(inner, RegistryError):
+                raise inner from None
+            raise
+        ids.append(result.run_id)
+        if bar:
+            bar.update(1)
+    return ids
+
+
+def _execute_multiprocess(instance, project, runs, bar) -> list[str]:
+    """The runs of one wave side by side, each in a process of its own (`python -m
+    skill_assets.runner`), each on Dagster's multiprocess executor: its steps run in their
+    own processes, which load the job from `definitions.py` for SKILL_SLICES_PROJECT."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SKILL_SLICES_PROJECT": str(project.root)}
+    procs = []
+    for job, part, names in runs:
+        args = [sys.executable, "-m", "skill_assets.runner", job, part or "", ",".join(names)]
+        procs.append(
+            (job, part, subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True))
+        )
+    ids = []
+    for job, part, proc in procs:
+        out, _ = proc.communicate()
+        lines = out.strip().splitlines()
+        result = json.loads(lines[-1]) if lines else {}
+        if proc.returncode != 0 or not result.get("success"):
+            raise RuntimeError(
+                f"{job} {part or ''}: run {result.get('run_id', '?')} failed:"
+                f" {result.get('error', 'see the Dagster UI')}"
+            )
+        ids.append(result["run_id"])
+        if bar:
+            bar.update(1)
+    return ids
+
+
+def _execute_one_multiprocess(job: str, part: str | None, names: list[str]) -> dict:
+    """One run of a named job on the multiprocess executor (in this process, steps in
+    child processes); the instance is DAGSTER_HOME's."""
+    from dagster import DagsterInstance, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repo = ReconstructableRepository.for_module("definitions", "defs", str(REPO_ROOT))
+    from skill_assets.partitions import benchmark_model_partitions, benchmark_partitions
+
+    tags = _run_tags(job, part)
+    if part is not None:
+        # the partition tags Dagster itself gives a run (one per dimension for results_job)
+        pdef = benchmark_model_partitions if job == "results_job" else benchmark_partitions
+        tags.update(pdef.get_tags_for_partition_key(part))
+    with DagsterInstance.get() as instance:
+        result = execute_job(
+            repo.get_reconstructable_job(job),
+            instance=instance,
+            run_config={**QUIET, "execution": {"config": {"multiprocess": {}}}},
+            tags=tags,
+            asset_selection=[AssetKey(n) for n in names],
+        )
+        error = None
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            error = failure.step_failure_data.error.message if failure else "run failed"
+        return {"run_id": result.run_id, "success": result.success, "error": error}
+
+
+def run_summary(instance, project: Project, run_ids: list[str], defs) -> dict:
+    """What the runs materialized, the LLM calls they made, and every check's latest
+    evaluation in the instance (whether or not these runs evaluated it)."""
+    from dagster import DagsterEventType
+
+    materialized: list[str] = []
+    skipped: dict[str, str] = {}  # asset → why (validation without a verifier, ...)
+    calls = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
+    cost = 0.0
+    runs = []
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        runs.append(
+            {"run_id": run_id, "job": run.job_name, "partition": run.tags.get("dagster/partition")}
+        )
+        for ev in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            mat = ev.asset_materialization
+            key = mat.asset_key.to_user_string()
+            md = mat.metadata
+            status = str(getattr(md.get("status"), "value", "") or "")
+            if status.startswith("skipped"):
+                skipped[key] = status.removeprefix("skipped").lstrip(": ")
+            elif key not in materialized:
+                materialized.append(key)
+            calls["made"] += int(getattr(md.get("llm_calls_made"), "value", 0) or 0)
+            calls["cached"] += int(getattr(md.get("llm_calls_cached"), "value", 0) or 0)
+            calls["failed"] += int(getattr(md.get("llm_calls_failed"), "value", 0) or 0)
+            cost += float(getattr(md.get("llm_cost_usd"), "value", 0.0) or 0.0)
+            by_p = getattr(md.get("llm_calls_by_purpose"), "value", None) or {}
+            for purpose, c in by_p.items():
+                slot = calls["by_purpose"].setdefault(purpose, {"made": 0, "cached": 0})
+                slot["made"] += int(c.get("made", 0))
+                slot["cached"] += int(c.get("cached", 0))
+    calls["cost_usd"] = round(cost, 6)
+    checks, checks_failed = latest_checks(instance, defs)
+    return {
+        "materialized": materialized,
+        **({"skipped": skipped} if skipped else {}),
+        "llm_calls": calls,
+        "routing": routing_summary(project),
+        "checks": checks,
+        "checks_failed": checks_failed,
+        "runs": runs,
+    }
+
+
+def latest_checks(instance, defs) -> tuple[dict[str, str], dict[str, dict]]:
+    """The latest completed evaluation of every asset check: status by name, and the
+    failed ones with their severity and metadata."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as S,
+    )
+
+    status: dict[str, str] = {}
+    failed: dict[str, dict] = {}
+    keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
+    for key in keys:
+        name = f"{key.asset_key.to_user_string()}:{key.name}"
+        hist = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=1, status={S.SUCCEEDED, S.FAILED}
+        )
+        if not hist or hist[0].event is None:
+            status[name] = "not evaluated"
+            continue
+        ev = hist[0].event.dagster_event.event_specific_data
+        status[name] = "passed" if ev.passed else "failed"
+        if not ev.passed:
+            failed[name] = {
+                "severity": ev.severity.value,
+                **{k: getattr(v, "value", v) for k, v in ev.metadata.items()},
+            }
+    return status, failed
 
 
 def read_asset(project: Project, name: str) -> pl.DataFrame | None:
@@ -305,3 +466,14 @@ def routing_summary(project: Project) -> dict:
         "oracle": get("oracle"),
         "n": n,
     }
+
+
+if __name__ == "__main__":  # one run of a wave, started by _execute_multiprocess
+    import json
+    import sys
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    job_name, partition, assets = sys.argv[1], sys.argv[2] or None, sys.argv[3].split(",")
+    print(json.dumps(_execute_one_multiprocess(job_name, partition, assets)))

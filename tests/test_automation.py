@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 from dagster import (
-    AssetKey,
     DagsterInstance,
+    SkipReason,
     build_schedule_context,
     build_sensor_context,
-    materialize,
 )
 
 from definitions import build_definitions
 from resources.project import ProjectResource
-from skill_assets.automation import registry_sensor, weekly_live_reevaluation
+from skill_assets.automation import input_sensor, weekly_live_reevaluation
 from skill_assets.partitions import multi_key
 from skill_assets.registry import load_project
 from skill_assets.runner import prepare_dagster_home, read_asset, run_project
@@ -33,23 +32,37 @@ def _add_live_model(root, base_url):
     )
 
 
-def test_registry_sensor_adds_partitions_and_requests_runs(tmp_path):
+def test_input_sensor_adds_partitions_and_observes_inputs(tmp_path):
     root = write_project(tmp_path / "p")
     with DagsterInstance.ephemeral() as instance:
         ctx = build_sensor_context(
             instance=instance, resources={"project": ProjectResource(project_dir=str(root))}
         )
-        result = registry_sensor(ctx)
+        result = input_sensor(ctx)
         added = {
             r.partitions_def_name: r.partition_keys for r in result.dynamic_partitions_requests
         }
         assert added == {"benchmark": ["bench"], "model": ["alpha", "beta"]}
-        keys = sorted(r.partition_key for r in result.run_requests)
-        assert keys == ["bench", multi_key("bench", "alpha"), multi_key("bench", "beta")]
+        observed = {(e.asset_key.to_user_string(), e.partition) for e in result.asset_events}
+        assert {
+            ("benchmark_file", "bench"),
+            ("skills_source", "bench"),
+            ("results_file", "alpha"),
+            ("results_file", "beta"),
+            ("slices_settings", None),
+        } <= observed
+        # the sensor requests no run itself: the automation conditions decide
+        assert not result.run_requests
+        for ev in result.asset_events:
+            instance.report_runless_asset_event(ev)
+        for r in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(r.partitions_def_name, r.partition_keys)
+        assert isinstance(input_sensor(ctx), SkipReason)  # nothing changed since
 
 
 def test_live_model_runs_in_graph_and_weekly_schedule_asks_again(tmp_path):
-    with FakeOpenAIServer(responder=lambda body: "C") as srv:
+    answer = {"value": "C"}
+    with FakeOpenAIServer(responder=lambda body: answer["value"]) as srv:
         root = write_project(tmp_path / "p")
         _add_live_model(root, srv.base_url)
         summary = run_project(root, progress=False)
@@ -65,30 +78,31 @@ def test_live_model_runs_in_graph_and_weekly_schedule_asks_again(tmp_path):
         live = acc.filter(acc["model"] == "live")
         assert live.height and (live["accuracy"] == 1.0).all()  # every gold answer is C
 
-        # The schedule targets live models only.
+        # The schedule targets live models only, through the named results job.
         resources = {"project": ProjectResource(project_dir=str(root))}
         when = dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc)
         ctx = build_schedule_context(resources=resources, scheduled_execution_time=when)
         requests = list(weekly_live_reevaluation(ctx))
         assert [r.partition_key for r in requests] == [multi_key("bench", "live")]
+        assert weekly_live_reevaluation.job_name == "results_job"
 
         # Executing that request asks the provider again instead of reading the cache...
+        answer["value"] = "A"  # the provider changed the model behind the same name
         project = load_project(root)
         prepare_dagster_home(project)
         defs = build_definitions(root)
         instance = DagsterInstance.get()
-        materialize(
-            list(defs.assets),
-            instance=instance,
-            resources=defs.resources,
-            partition_key=requests[0].partition_key,
-            selection=[AssetKey("model_results")],
-            tags=requests[0].tags,
+        defs.resolve_job_def("results_job").execute_in_process(
+            instance=instance, partition_key=requests[0].partition_key, tags=requests[0].tags
         )
         instance.dispose()
         assert srv.count("/chat/completions") == 2 * first
-        # ...and the CLI then refreshes what depends on it, without touching annotation.
+        # ...and, since the answers changed, the CLI refreshes what depends on them,
+        # without touching annotation.
         after = run_project(root, progress=False)
         assert "rationales" not in after["materialized"]
+        assert "model_results" not in after["materialized"]
         assert "slice_accuracy" in after["materialized"]
         assert srv.count("/chat/completions") == 2 * first
+        acc = read_asset(load_project(root), "slice_accuracy")
+        assert (acc.filter(acc["model"] == "live")["accuracy"] < 1.0).all()

@@ -589,19 +589,19 @@ def test_mathvista_sample_beats_keyword_baseline(embedder):
 
 
 def test_metadata_hints_option_is_validated_and_versions_annotations(tmp_path):
-    from skill_assets.plan import fingerprints
     from skill_assets.registry import RegistryError, load_project
+    from skill_assets.sources import input_versions
     from tests.conftest import write_project
 
     root = write_project(tmp_path / "p", n_per_subject=2)
     reg = root / "skill-slices.yaml"
     base = reg.read_text()
     assert load_project(root).registry.annotator.metadata_hints is False  # off by default
-    off = fingerprints(load_project(root))[("rationales", "bench")]
+    off = input_versions(load_project(root))["skills_source"]["bench"]
     reg.write_text(
         base.replace("  provider: taxonomy\n", "  provider: taxonomy\n  metadata_hints: true\n")
     )
-    on = fingerprints(load_project(root))[("rationales", "bench")]
+    on = input_versions(load_project(root))["skills_source"]["bench"]
     assert on != off  # switching the prior re-annotates
     reg.write_text(
         base.replace("  provider: taxonomy\n", "  provider: taxonomy\n  metadata_hints: maybe\n")
