@@ -27,8 +27,14 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 # llama-cpp-python compiles (about 5.5 minutes on 2 cores): needed for local GGUF models,
 # to regenerate the live example's results, and by the tests that drive llama.cpp's server.
+# llama.cpp builds for the build machine's CPU by default (GGML_NATIVE): on virtual CPUs
+# that advertise AMX/AVX-512 FP16 without supporting them the result dies with SIGILL
+# (measured here). A portable AVX2 build runs everywhere this project runs. pip caches built
+# wheels by source, not by CMAKE_ARGS, so the build bypasses the wheel cache.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(VENV)/.installed-local: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q --disable-pip-version-check -e '.[local]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --disable-pip-version-check \
+	  --no-cache-dir -e '.[local]'
 	touch $@
 
 install-local: $(VENV)/.installed-local
