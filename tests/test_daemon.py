@@ -129,12 +129,16 @@ def test_ui_daemon_keeps_fresh_and_refreshes_an_edited_results_file(tmp_path):
         assert _runs_after(home, started) == []
 
         # Edit one model's results file; the daemon refreshes it and its dependants.
-        path = root / "results" / "smollm2-135m-cot.jsonl"
+        # The file holds one model's answers on every benchmark, so each of its benchmark
+        # partitions is re-read; only the edited answer changes what the analysis reads.
+        model = "gpt-4o"
+        path = root / "results" / f"{model}.jsonl"
         rows = [json.loads(x) for x in path.read_text().splitlines()]
-        rows[0]["correct"] = 1.0 - rows[0]["correct"]
+        rows[0]["correct"] = 1 - rows[0]["correct"]
         edited = time.time()
         path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-        want = {("model_results", "everyday-skills|smollm2-135m-cot")} | {
+        benchmarks = [b.name for b in load_project(root).registry.benchmarks]
+        want = {("model_results", f"{b}|{model}") for b in benchmarks} | {
             (a, None) for a in RESULTS_DEPENDANTS
         }
         first_request = None
