@@ -27,10 +27,21 @@ class _Resource:
         self._full = None
 
     def embedder(self):
-        from resources.embedder import Embedder
+        """The registry's embedder, audited like the Dagster resource's (same env var)."""
+        import os
+
+        from resources.embedder import AUDIT_ENV, CountingEmbedder, Embedder
 
         e = self.project.registry.embedder
-        return Embedder(e.provider, e.model)
+        inner = Embedder(e.provider, e.model)
+        audit = os.environ.get(AUDIT_ENV)
+        return CountingEmbedder(inner, audit) if audit else inner
+
+    def question_vectors(self):
+        """The project's text -> vector cache (without importing Dagster)."""
+        from resources.question_vectors import QuestionVectorCache
+
+        return QuestionVectorCache(self.project.state_dir / "question_vectors")
 
     def __getattr__(self, name):  # LLM annotator: the full resource (imports Dagster)
         if self._full is None:
