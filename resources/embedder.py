@@ -147,3 +147,11 @@ class CountingEmbedder:
             return self.inner.encode(texts, batch_size=batch_size, progress=progress)
         except TypeError:  # embedders with the minimal encode(texts) signature
             return self.inner.encode(texts)
+
+
+def project_embedder(settings) -> Embedder | CountingEmbedder:
+    """The embedder a registry's ``embedder:`` entry names, wrapped in an auditing counter
+    when ``SKILL_SLICES_EMBED_AUDIT`` names a file (the Dagster resource and ``route`` alike)."""
+    inner = Embedder(settings.provider, settings.model)
+    audit = os.environ.get(AUDIT_ENV)
+    return CountingEmbedder(inner, audit) if audit else inner

@@ -30,22 +30,16 @@ class ProjectResource(ConfigurableResource):
         return load_project(self.project_dir)
 
     def embedder(self) -> Embedder:
-        """The registry's embedder (wrapped in an auditing counter when
-        ``SKILL_SLICES_EMBED_AUDIT`` names a file)."""
-        import os
+        """The registry's embedder (audited when ``SKILL_SLICES_EMBED_AUDIT`` names a file)."""
+        from resources.embedder import project_embedder
 
-        from resources.embedder import AUDIT_ENV, CountingEmbedder
-
-        e = self.project.registry.embedder
-        inner = Embedder(e.provider, e.model)
-        audit = os.environ.get(AUDIT_ENV)
-        return CountingEmbedder(inner, audit) if audit else inner
+        return project_embedder(self.project.registry.embedder)
 
     def question_vectors(self):
         """The project's text -> vector cache (each question embedded once per embedder)."""
         from resources.question_vectors import QuestionVectorCache
 
-        return QuestionVectorCache(self.project.state_dir / "question_vectors")
+        return QuestionVectorCache.for_project(self.project)
 
     def vector_store(self) -> SkillVectorStore:
         return SkillVectorStore(self.project.lancedb_dir)

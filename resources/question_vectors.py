@@ -64,6 +64,11 @@ class QuestionVectorCache:
         self._index: dict[Path, dict[str, str]] = {}
         self._seen_parts: dict[Path, set[str]] = {}
 
+    @classmethod
+    def for_project(cls, project) -> QuestionVectorCache:
+        """The cache of one project, under its state folder."""
+        return cls(project.state_dir / "question_vectors")
+
     def folder(self, embedder_name: str) -> Path:
         return self.root / _slug(embedder_name)
 

@@ -27,21 +27,14 @@ class _Resource:
         self._full = None
 
     def embedder(self):
-        """The registry's embedder, audited like the Dagster resource's (same env var)."""
-        import os
+        from resources.embedder import project_embedder
 
-        from resources.embedder import AUDIT_ENV, CountingEmbedder, Embedder
-
-        e = self.project.registry.embedder
-        inner = Embedder(e.provider, e.model)
-        audit = os.environ.get(AUDIT_ENV)
-        return CountingEmbedder(inner, audit) if audit else inner
+        return project_embedder(self.project.registry.embedder)
 
     def question_vectors(self):
-        """The project's text -> vector cache (without importing Dagster)."""
         from resources.question_vectors import QuestionVectorCache
 
-        return QuestionVectorCache(self.project.state_dir / "question_vectors")
+        return QuestionVectorCache.for_project(self.project)
 
     def __getattr__(self, name):  # LLM annotator: the full resource (imports Dagster)
         if self._full is None:
