@@ -431,12 +431,13 @@ def _format_findings(df) -> str:
     return "\n".join(lines)
 
 
-def _complete(project, *partitioned: str):
+def _complete(project, *partitioned: str, vectors: bool = True):
     """The project, after checking that no asset file the command reads is missing or
-    damaged (results and instances of every registry entry, and the aggregates)."""
+    damaged (results and instances of every registry entry, and the aggregates; the
+    LanceDB skill vectors unless `vectors` is False)."""
     from skill_assets.state_health import require_complete
 
-    require_complete(project, ("benchmark_instances", "model_results", *partitioned))
+    require_complete(project, ("benchmark_instances", "model_results", *partitioned), vectors)
     return project
 
 
@@ -503,7 +504,9 @@ def route(question, project_dir, file_, out, meta, as_json) -> None:
 
     if (question is None) == (file_ is None):
         _fail("give either QUESTION or --file PATH")
-    project = _complete(load_project(project_dir))
+    # Routing reads the policy, the slices and the annotator, never the LanceDB skill
+    # vectors: opening them would double a cold start.
+    project = _complete(load_project(project_dir), vectors=False)
     if file_:
         decisions = route_questions(project, read_questions(file_))
         if out:

@@ -183,25 +183,27 @@ def _materialized(instance, project: Project) -> list[tuple[str, str | None]]:
     return out
 
 
-def asset_problems(project: Project, pairs) -> list[Problem]:
-    """Damage in the files of the given (asset, partition) pairs and in the vector store."""
+def asset_problems(project: Project, pairs, vectors: bool = True) -> list[Problem]:
+    """Damage in the files of the given (asset, partition) pairs and (with `vectors`) in
+    the vector store."""
     out = []
     for asset, part in pairs:
         path = asset_file(project, asset, part)
         reason = check_parquet(path)
         if reason:
             out.append(Problem(path, reason, asset, part))
-        if asset == VECTOR_ASSET:
+        if asset == VECTOR_ASSET and vectors:
             reason = check_lancedb(project.lancedb_dir)
             if reason:
                 out.append(Problem(project.lancedb_dir, reason, asset, None))
     return out
 
 
-def check(project: Project, instance=None, partitioned=None) -> list[Problem]:
+def check(project: Project, instance=None, partitioned=None, vectors: bool = True) -> list[Problem]:
     """Every problem found: stores first; then, with a Dagster instance, every file of
     every materialized asset partition (without one: the files the registry implies for
-    the `partitioned` assets named, default all, and every aggregate that has a file)."""
+    the `partitioned` assets named, default all, and every aggregate that has a file).
+    `vectors=False` skips opening the LanceDB table, for commands that never read it."""
     problems = store_problems(project)
     if any(_in_dagster(project, p) for p in problems):
         return problems  # Dagster's record cannot be read: nothing to compare files with
@@ -213,7 +215,7 @@ def check(project: Project, instance=None, partitioned=None) -> list[Problem]:
             pairs = [(a, p) for a, p in pairs if a in partitioned]
         # and every aggregate asset that has a file (a missing one was never materialized)
         pairs += [(f.stem, None) for f in sorted(project.assets_dir.glob("*.parquet"))]
-    return problems + asset_problems(project, pairs)
+    return problems + asset_problems(project, pairs, vectors)
 
 
 # ------------------------------------------------------------------------------ repair
@@ -282,14 +284,15 @@ def checked_instance(project: Project, log=print):
 
 
 def require_complete(
-    project: Project, partitioned=("benchmark_instances", "model_results")
+    project: Project, partitioned=("benchmark_instances", "model_results"), vectors: bool = True
 ) -> None:
     """Raise one line when an asset file the command reads is missing or unreadable (the
     registry's partitions of the `partitioned` assets, and every aggregate file), so a
     reading command never answers from partial state (e.g. 2 of 3 models)."""
     if not project.assets_dir.exists():
         return
-    problems = [p for p in check(project, partitioned=partitioned) if p.rematerializable]
+    found = check(project, partitioned=partitioned, vectors=vectors)
+    problems = [p for p in found if p.rematerializable]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise RegistryError(problems[0].line(project) + more)

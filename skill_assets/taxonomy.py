@@ -334,7 +334,9 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         if key in _taxonomy_cache:
             return _taxonomy_cache[key]
     try:
-        data = yaml.safe_load(content)
+        # libyaml's loader when PyYAML has it: the pure-Python one takes ~1 s on the
+        # packaged taxonomy, most of a cold `route`
+        data = yaml.load(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise TaxonomyError(f"{p}: invalid YAML: {e}") from e
     tax = parse_taxonomy(data, source=str(p), version=version)

@@ -181,11 +181,17 @@ def test_cold_run_embeds_each_question_once_and_route_is_cold_fast(tmp_path):
         "--project",
         str(root),
         "--json",
-        env={**env, AUDIT_ENV: str(audit2)},
+        env={**env, AUDIT_ENV: str(audit2), "PYTHONPROFILEIMPORTTIME": "1"},
     )
     assert out.returncode == 0, out.stderr[-3000:]
     # a new process: only the question is embedded, the 782 node vectors come from disk
     assert sum(_audit(audit2).values()) == 1
+    # ... through the ONNX export the run left behind: neither torch, sentence-transformers,
+    # Dagster nor LanceDB is imported (they are most of a cold start)
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    for heavy in ("torch", "sentence_transformers", "dagster", "lancedb"):
+        assert heavy not in imported, heavy
+    assert "onnxruntime" in imported
     skills = {s["skill_name"] for s in json.loads(out.stdout)["annotated_skills"]}
     assert "arithmetic" in skills, skills
 
