@@ -27,7 +27,9 @@ project_option = click.option(
 
 
 def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
+    # one line per cause (a run can fail on several partitions at once)
+    for line in str(msg).splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(2)
 
 

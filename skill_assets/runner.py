@@ -177,6 +177,23 @@ def _in_progress(instance) -> list:
     )
 
 
+def _held_elsewhere(instance, part: str | None, names: list[str]) -> bool:
+    """True when a run in progress (UI, sensor, schedule, another `run`) targets
+    one of `names` on partition `part`. Checked just before each launch: the evaluation
+    that requested a wave may be minutes old when its last run starts."""
+    # A queued run is not counted: the run queue's tag limit (one run per partition) keeps
+    # it waiting while this one runs, and a queue nobody serves would stall `run`.
+    busy = _in_progress(instance)
+    wanted = {AssetKey(n) for n in names}
+    for rec in busy:
+        run = rec.dagster_run
+        if run.tags.get("dagster/partition") != part:
+            continue
+        if run.asset_selection is None or wanted & set(run.asset_selection):
+            return True
+    return False
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """The user's exception inside Dagster's step-failure wrappers."""
     seen = set()
@@ -270,10 +287,14 @@ def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str
     """Execute the runs requested by one evaluation; each is a named job of the Definitions."""
     if executor == "multiprocess":
         return _execute_multiprocess(instance, project, runs, bar)
-    ids = []
+    ids, causes = [], []
     for job, part, names in runs:
         if bar:
             bar.set_postfix_str(f"{job} {part or ''}"[:60])
+        if _held_elsewhere(instance, part, names):
+            # Launched by the daemon or the UI since Dagster decided: left to that run (the
+            # next evaluation of `run` waits for it and asks again).
+            continue
         try:
             result = defs.resolve_job_def(job).execute_in_process(
                 instance=instance,
@@ -284,12 +305,17 @@ def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str
             )
         except Exception as e:  # surface the user's error, not Dagster's wrapper
             inner = _unwrap(e)
-            if isinstance(inner, RegistryError):
-                raise inner from None
-            raise
+            if not isinstance(inner, RegistryError):
+                raise
+            # The other runs of this wave do not depend on this one: run them, so that
+            # every failing partition is reported at once, not one per `run`.
+            causes.append(str(inner))
+            continue
         ids.append(result.run_id)
         if bar:
             bar.update(1)
+    if causes:
+        raise RegistryError("\n".join(dict.fromkeys(causes)))
     return ids
 
 
@@ -308,19 +334,22 @@ def _execute_multiprocess(instance, project, runs, bar) -> list[str]:
         procs.append(
             (job, part, subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True))
         )
-    ids = []
-    for job, part, proc in procs:
+    ids, causes = [], []
+    for job, part, proc in procs:  # wait for every run of the wave, then report them all
         out, _ = proc.communicate()
         lines = out.strip().splitlines()
         result = json.loads(lines[-1]) if lines else {}
         if proc.returncode != 0 or not result.get("success"):
-            raise RuntimeError(
+            causes.append(
                 f"{job} {part or ''}: run {result.get('run_id', '?')} failed:"
                 f" {result.get('error', 'see the Dagster UI')}"
             )
+            continue
         ids.append(result["run_id"])
         if bar:
             bar.update(1)
+    if causes:
+        raise RegistryError("\n".join(causes))
     return ids
 
 

@@ -362,3 +362,50 @@ def test_stale_status_equals_what_run_materializes(tmp_path):
         if label == "add a model":
             assert {p for a, p in got if a == "model_results"} == {"bench|delta"}
             assert not {a for a, _ in got} & {"rationales", "skill_slices", "skill_embeddings"}
+
+
+def test_run_leaves_a_partition_to_a_run_launched_after_it_decided(tmp_path):
+    """The evaluation that requested a wave can be minutes old when the wave's last run
+    starts; a run the daemon or the UI started on that partition meanwhile keeps it: the CLI
+    does not run the same partition side by side, and takes it again once that run ended."""
+    from dagster import DagsterRunStatus
+
+    from skill_assets.runner import _execute_wave, due_runs, prepare_dagster_home
+
+    root = write_project(tmp_path / "proj", n_per_subject=6)
+    _split_results(root)
+    run_project(root, progress=False)
+    _flip_first_answer(root / "results" / "alpha.jsonl")
+    _flip_first_answer(root / "results" / "beta.jsonl")
+    project = load_project(root)
+    prepare_dagster_home(project)
+    ui = UIPath(root)
+    try:
+        ui.sensor_tick()
+        wave = [r for r in due_runs(ui.defs, ui.instance) if r[0] == "results_job"]
+        assert [(job, part) for job, part, _ in wave] == [
+            ("results_job", "bench|alpha"),
+            ("results_job", "bench|beta"),
+        ]
+        key = AssetKey("model_results")
+        before = {p: ui.instance.get_latest_materialization_event(key) for p in ("bench|alpha",)}
+        # the daemon starts bench|alpha after `run` decided, before `run` launches it
+        held = ui.instance.create_run_for_job(
+            ui.defs.resolve_job_def("results_job"),
+            tags={"dagster/partition": "bench|alpha"},
+            asset_selection=frozenset({key}),
+            status=DagsterRunStatus.STARTED,
+        )
+        ids = _execute_wave(ui.defs, ui.instance, project, wave, "in_process", None)
+        assert len(ids) == 1  # bench|beta only
+        launched = ui.instance.get_run_by_id(ids[0])
+        assert launched.tags["dagster/partition"] == "bench|beta"
+        latest = ui.instance.get_latest_materialization_event(key)
+        assert latest.dagster_event.partition == "bench|beta"
+        assert before["bench|alpha"].run_id != held.run_id
+        ui.instance.report_run_failed(held)
+    finally:
+        ui.close()
+    # the held run ended without materializing: the next `run` takes the partition
+    summary = run_project(root, progress=False)
+    assert ("model_results", "bench|alpha") in _materialized_pairs(root, summary)

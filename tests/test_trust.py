@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -325,12 +326,27 @@ def test_failures_and_silent_options_are_loud(tmp_path):
             )
         )
         out = _cli("run", "--project", str(root), "--quiet")
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert "ColumnNotFoundError" not in out.stderr and "Traceback" not in out.stderr
+        line = out.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: rationales [bench]: all 10 LLM calls failed (first error:")
+        assert "base_url" in line and "run again" in line
+        assert not (root / ".skill-slices" / "assets" / "skill_embeddings.parquet").exists()
+
+        # two benchmarks failing in one run: one line per cause, not just the first
+        shutil.copy(root / "data" / "bench.jsonl", root / "data" / "second.jsonl")
+        reg.write_text(
+            reg.read_text().replace(
+                "    path: data/bench.jsonl\n",
+                "    path: data/bench.jsonl\n  - name: second\n    path: data/second.jsonl\n",
+            )
+        )
+        out = _cli("run", "--project", str(root), "--quiet")
     assert out.returncode == 2, out.stderr[-3000:]
-    assert "ColumnNotFoundError" not in out.stderr and "Traceback" not in out.stderr
-    line = out.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: rationales [bench]: all 10 LLM calls failed (first error:")
-    assert "base_url" in line and "run again" in line
-    assert not (root / ".skill-slices" / "assets" / "skill_embeddings.parquet").exists()
+    errors = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 2, out.stderr[-3000:]
+    assert errors[0].startswith("error: rationales [bench]: all 10 LLM calls failed")
+    assert errors[1].startswith("error: rationales [second]: all 10 LLM calls failed")
 
 
 # ------------------------------------------------------- 6. damaged state is healed
