@@ -9,9 +9,10 @@ Method, per instance:
 
 1. Every node is embedded once from its name, description and first keywords (cached on
    disk per taxonomy version and embedder, see `resources.question_vectors`).
-2. The instance text (question and options, cut to a head and a tail of about 130
-   characters, which keeps MiniLM fast) is embedded once per embedder and kept in the
-   project's question-vector cache; cosine similarity to every node is its semantic score.
+2. The instance text (question and options, cut to a head and a tail of about 256
+   characters: enough to see the subject of a long MMLU-Pro scenario, short enough for
+   MiniLM to stay fast) is embedded once per embedder and kept in the project's
+   question-vector cache; cosine similarity to every node is its semantic score.
 3. Keyword cues of a node found in the full instance text add evidence (a cue shared by
    many nodes counts less; cues made only of common words are ignored).
 4. A node's *path score* is a depth-weighted mean of the node scores along its root-to-node
@@ -30,7 +31,7 @@ Method, per instance:
    penalised when the instance has no image; when it has one, the first step is the best
    visual path (reading the figure; only the general visual skill when nothing in the text
    names the kind of figure) and the other steps are the best non-visual paths that score
-   at least ``visual_floor`` of the visual step.
+   at least ``visual_floor`` of the visual step and have a keyword cue of their own.
 
 Instances are processed in chunks (bounded memory; vectors stored per chunk, so an
 interrupted run resumes without embedding again).
@@ -61,7 +62,7 @@ from skill_assets.schemas import MENTIONS, RATIONALES, conform, empty
 DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "data" / "taxonomy.yaml"
 
 # Bump when the scoring below changes in a way that changes annotations.
-ANNOTATOR_VERSION = "3"
+ANNOTATOR_VERSION = "4"
 
 # Metadata fields whose values describe the instance's subject (matched case-insensitively).
 DEFAULT_HINT_KEYS: tuple[str, ...] = (
@@ -106,7 +107,7 @@ _STOPWORDS = frozenset(
 )
 
 _DEPTH_POWER = 1.0  # path score = mean of node scores weighted by (1 + level) ** power
-MAX_INSTANCE_CHARS = 128  # embedded instance text: head + tail of question and options
+MAX_INSTANCE_CHARS = 256  # embedded instance text: head + tail of question and options
 MAX_KEYWORD_CHARS = 4000  # keyword cues are searched in this much of the full text
 # Bonus per unit of vote share for a path in its benchmark's domain (`annotate_with_taxonomy`).
 DOMAIN_PRIOR_WEIGHT = 0.5
@@ -971,6 +972,16 @@ def _annotate_one(
         chosen = _select_paths(
             rps, ~st.image, st, p.max_paths - 1, p.rel_threshold, p.diversity, chosen, floor
         )
+        if len(chosen) > 1 and p.cross_domain_cue:
+            # The reasoning steps lie in other top-level domains than the figure step: like
+            # a further step of a text question, each needs its own cue in the text
+            # ("median", "angle", "age gap"); the text of an image question is short and
+            # a near-tie in embedding space is mostly a surface match ("Dark Orchid").
+            chosen = chosen[:1] + [
+                c
+                for c in chosen[1:]
+                if any(a in cues for a in st.ancestors[c.node] if st.level[a] >= 2)
+            ]
     else:
         chosen = _select_paths(ps, st.everything, st, p.max_paths, p.rel_threshold, p.diversity)
         if len(chosen) > 1 and p.cross_domain_cue:
