@@ -135,7 +135,7 @@ def load_mathvista(data: Path, tmp: Path):
     return [instances], _results(raw, instances), cat, ["task"]
 
 
-def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hints: bool = True):
+def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hints: bool = False):
     """Skill mentions: the taxonomy annotator, or the instances' own skill column."""
     from skill_assets.imported_skills import imported_frames, skills_from_column
 
@@ -147,8 +147,7 @@ def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hint
         else:
             from skill_assets.taxonomy import annotate_with_taxonomy
 
-            kw = {} if hints else {"hint_keys": ()}
-            _, m = annotate_with_taxonomy(instances, embedder, **kw)
+            _, m = annotate_with_taxonomy(instances, embedder, use_metadata_hints=hints)
         frames.append(m)
     return pl.concat(frames)
 
@@ -261,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=5, help="skill-level findings listed per corpus")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--no-hints",
+        "--metadata-hints",
         action="store_true",
-        help="the taxonomy annotator without metadata hints (category/source not read)",
+        help="the taxonomy annotator with metadata hints (category/source read as a prior; "
+        "the product's default is off)",
     )
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder()
     print(
         f"taxonomy annotator v{ANNOTATOR_VERSION} (taxonomy {taxonomy_version()}), metadata "
-        f"hint keys {[] if args.no_hints else list(DEFAULT_HINT_KEYS)}; embedder "
+        f"hint keys {list(DEFAULT_HINT_KEYS) if args.metadata_hints else []}; embedder "
         f"{embedder.name}; min n {args.min_n}"
     )
     print(
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             instances = pl.concat(parts)
             t1 = time.perf_counter()
             human = "annotated_skills" if key == "mathvista" else None
-            mentions = annotate(parts, embedder, human, hints=not args.no_hints)
+            mentions = annotate(parts, embedder, human, hints=args.metadata_hints)
             t_annot = time.perf_counter() - t1
             slices = slices_of(mentions, embedder)
             name = {
