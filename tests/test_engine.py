@@ -409,3 +409,25 @@ def test_run_leaves_a_partition_to_a_run_launched_after_it_decided(tmp_path):
     # the held run ended without materializing: the next `run` takes the partition
     summary = run_project(root, progress=False)
     assert ("model_results", "bench|alpha") in _materialized_pairs(root, summary)
+
+
+def test_an_aggregate_over_very_many_partitions_is_refreshed_too(tmp_path, monkeypatch):
+    """Dagster skips the data-version check of an edge with 100 or more upstream partitions
+    (an aggregate over 10 benchmarks x 10 models). The threshold is lowered to 2 here (this
+    project's two model_results partitions) instead of building 100 partitions: editing one
+    results file must still refresh that partition and then everything reading it."""
+    from dagster._core.definitions import data_version
+    from dagster._core.execution.context import data_version_cache
+
+    for module in (data_version, data_version_cache):
+        monkeypatch.setattr(module, "SKIP_PARTITION_DATA_VERSION_DEPENDENCY_THRESHOLD", 2)
+    root = write_project(tmp_path / "proj", n_per_subject=6)
+    _split_results(root)
+    run_project(root, progress=False)
+    assert run_project(root, progress=False)["materialized"] == []
+    _flip_first_answer(root / "results" / "alpha.jsonl")
+    summary = run_project(root, progress=False)
+    assert _materialized_pairs(root, summary) == {("model_results", "bench|alpha")} | {
+        (a, None) for a in RESULTS_DEPENDANTS
+    }
+    assert run_project(root, progress=False)["materialized"] == []
