@@ -557,17 +557,21 @@ def distinct_names(mentions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-CANONICAL_PROVENANCE = "taxonomy"
+# Names from a fixed vocabulary: the taxonomy annotator's, and the user's own labels
+# (bring-your-own skills). Clustering them would merge labels the user chose to keep apart
+# (MathVista's "algebraic reasoning" and "arithmetic reasoning" are 0.6 apart in MiniLM).
+CANONICAL_PROVENANCE = ("taxonomy", "imported")
 
 
 def canonical_names(mentions: pl.DataFrame) -> set[tuple[int, str]]:
-    """(level, name) of the names only the taxonomy annotator produced: distinct skills by
-    construction, never clustered, and never counted as near-duplicates of each other."""
+    """(level, name) of the names only the taxonomy annotator or imported skills produced:
+    distinct skills by construction, never clustered, and never counted as near-duplicates
+    of each other."""
     if "provenance" not in mentions.columns or mentions.height == 0:
         return set()
     return set(
         mentions.group_by("level", "skill_name")
-        .agg((pl.col("provenance") == CANONICAL_PROVENANCE).all().alias("canon"))
+        .agg(pl.col("provenance").is_in(CANONICAL_PROVENANCE).all().alias("canon"))
         .filter(pl.col("canon"))
         .select("level", "skill_name")
         .iter_rows()
@@ -585,10 +589,11 @@ def build_slices(
 
     Returns (slices per schemas.SLICES, name→skill_id mapping with level).
     Parent of a slice: the level-(L−1) slice most often mentioned in the same
-    rationale step as its members. Names that only the taxonomy annotator
-    produced (provenance "taxonomy") are canonical — distinct skills by
-    construction — and are not clustered: each is its own slice. Free-text names
-    are clustered; a cluster named like a taxonomy skill shares its slice.
+    rationale step as its members. Names that only the taxonomy annotator or
+    imported skills produced (provenance "taxonomy" or "imported") are canonical —
+    distinct skills by construction — and are not clustered: each is its own
+    slice. Free-text names are clustered; a cluster named like a canonical skill
+    shares its slice.
     """
     names = distinct_names(mentions)
     canonical = canonical_names(mentions)

@@ -276,6 +276,24 @@ def test_taxonomy_names_are_canonical():
     ]
 
 
+def test_imported_skills_are_canonical_too():
+    """A user's own labels (bring-your-own skills, provenance "imported") are kept apart as
+    given, like taxonomy names; the same names written by an LLM would be merged."""
+    names = ["algebraic reasoning", "arithmetic reasoning"]
+    vectors = _vectors({"reasoning": names})
+    for provenance, expected in (
+        ("imported", [["algebraic reasoning"], ["arithmetic reasoning"]]),
+        ("llm", [["algebraic reasoning", "arithmetic reasoning"]]),
+    ):
+        mentions = pl.DataFrame(
+            [(f"q{i}", 0, 0, n, provenance) for i, n in enumerate(names)],
+            schema=["uid", "step", "level", "skill_name", "provenance"],
+            orient="row",
+        )
+        sl, _ = build_slices(mentions, vectors, threshold=0.9)
+        assert sorted(sorted(m) for m in sl["member_names"].to_list()) == expected, provenance
+
+
 def test_igraph_graph_both_paths_agree(monkeypatch):
     rng = np.random.default_rng(0)
     i = rng.integers(0, 50, 300)
