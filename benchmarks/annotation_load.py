@@ -75,10 +75,10 @@ def questions(n: int, seed: int = 0) -> list[str]:
 CHILD = """
 import json, resource, sys, time
 import polars as pl
-from resources.embedder import CountingEmbedder, Embedder
-from resources.question_vectors import QuestionVectorCache
-from skill_assets.schemas import INSTANCES, conform
-from skill_assets.taxonomy import annotate_with_taxonomy
+from skill_assets.resources.embedder import CountingEmbedder, Embedder
+from skill_assets.resources.question_vectors import QuestionVectorCache
+from skill_assets.core.schemas import INSTANCES, conform
+from skill_assets.annotate.taxonomy import annotate_with_taxonomy
 
 qfile, cache_dir, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
 qs = json.load(open(qfile))

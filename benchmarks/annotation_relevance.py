@@ -48,10 +48,10 @@ import polars as pl  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resources.embedder import CountingEmbedder, Embedder  # noqa: E402
-from resources.question_vectors import QuestionVectorCache  # noqa: E402
-from skill_assets.instances import load_instances  # noqa: E402
-from skill_assets.taxonomy import annotate_with_taxonomy  # noqa: E402
+from skill_assets.annotate.taxonomy import annotate_with_taxonomy  # noqa: E402
+from skill_assets.ingest.instances import load_instances  # noqa: E402
+from skill_assets.resources.embedder import CountingEmbedder, Embedder  # noqa: E402
+from skill_assets.resources.question_vectors import QuestionVectorCache  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 LABELS = Path(__file__).resolve().parent / "relevance_labels.jsonl"
@@ -157,7 +157,7 @@ def main() -> None:
     instances, sample = load(args.data)
     # The domain prior sees a fixed, hash-chosen subset of each benchmark; pass the sample
     # plus that subset (the same subset a full run uses), not all 15,828 questions.
-    from skill_assets.taxonomy import _stable_rank
+    from skill_assets.annotate.taxonomy import _stable_rank
 
     opts = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     prior_n = opts.get("prior_sample", 512)

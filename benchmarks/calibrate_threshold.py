@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skill_assets.slices import adjusted_rand_index, cluster_skill_names  # noqa: E402
+from skill_assets.analysis.slices import adjusted_rand_index, cluster_skill_names  # noqa: E402
 
 # Families are separated by a line "## family"; each further line is one skill:
 # paraphrases separated by " | " (a line with one name is a distinct singleton).
@@ -319,7 +319,7 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=0.01)
     args = ap.parse_args()
 
-    from resources.embedder import Embedder
+    from skill_assets.resources.embedder import Embedder
 
     names, labels, families = load_groups()
     emb = Embedder(model=args.model)

@@ -123,7 +123,7 @@ def _rss_mib() -> float:
 
 
 def worker(n: int, method: str, threshold: float, seed: int, case: str = "realistic") -> dict:
-    from skill_assets.slices import adjusted_rand_index, cluster_skill_names
+    from skill_assets.analysis.slices import adjusted_rand_index, cluster_skill_names
 
     x, truth = planted_groups(n, seed=seed) if case == "groups" else planted(n, seed=seed)
     names = [f"skill {i}" for i in range(n)]
@@ -168,7 +168,7 @@ def run_one(n: int, method: str, threshold: float, seed: int, case: str = "reali
 
 
 def main() -> None:
-    from skill_assets.slices import default_threshold
+    from skill_assets.analysis.slices import default_threshold
 
     minilm = "sentence-transformers/all-MiniLM-L6-v2"
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -65,7 +65,7 @@ def step_times(project: Path) -> dict[str, tuple[float, int]]:
     """Seconds per step (asset) over every run in the project's Dagster instance."""
     from dagster import DagsterInstance
 
-    from skill_assets.registry import load_project
+    from skill_assets.core.registry import load_project
 
     home = load_project(project).dagster_home
     os.environ["DAGSTER_HOME"] = str(home)

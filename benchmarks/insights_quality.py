@@ -56,7 +56,7 @@ MATHVISTA_MODELS = ["bard", "gpt4_2shot_solution_use_ocr", "llava_llama_2_13b"]
 
 def _instances(rows: pl.DataFrame, bench: str, tmp: Path):
     """Benchmark instances through the product's loader (INSTANCES schema)."""
-    from skill_assets.instances import load_instances
+    from skill_assets.ingest.instances import load_instances
 
     path = tmp / f"{bench}.jsonl"
     rows.write_ndjson(path)
@@ -137,7 +137,7 @@ def load_mathvista(data: Path, tmp: Path):
 
 def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hints: bool = False):
     """Skill mentions: the taxonomy annotator, or the instances' own skill column."""
-    from skill_assets.imported_skills import imported_frames, skills_from_column
+    from skill_assets.annotate.imported_skills import imported_frames, skills_from_column
 
     frames = []
     for instances in parts:
@@ -145,7 +145,7 @@ def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hint
             by_id = skills_from_column(instances, human_column, "insights_quality")
             _, m = imported_frames(instances, by_id, f"column:{human_column}")
         else:
-            from skill_assets.taxonomy import annotate_with_taxonomy
+            from skill_assets.annotate.taxonomy import annotate_with_taxonomy
 
             _, m = annotate_with_taxonomy(instances, embedder, use_metadata_hints=hints)
         frames.append(m)
@@ -153,7 +153,7 @@ def annotate(parts: list[pl.DataFrame], embedder, human_column: str | None, hint
 
 
 def slices_of(mentions: pl.DataFrame, embedder) -> pl.DataFrame:
-    from skill_assets.slices import build_slices, default_threshold, distinct_names
+    from skill_assets.analysis.slices import build_slices, default_threshold, distinct_names
 
     names = distinct_names(mentions)["skill_name"].unique().sort().to_list()
     vecs = embedder.encode(names)
@@ -165,7 +165,7 @@ def slices_of(mentions: pl.DataFrame, embedder) -> pl.DataFrame:
 
 def label_slices(mentions: pl.DataFrame) -> pl.DataFrame:
     """One slice per human label, as given (the human labels are distinct by construction)."""
-    from skill_assets.schemas import SLICES, conform
+    from skill_assets.core.schemas import SLICES, conform
 
     g = mentions.group_by("skill_name", "level").agg(pl.col("uid").unique().sort().alias("uids"))
     return conform(
@@ -214,7 +214,7 @@ def label_agreement(slices: pl.DataFrame, cat: dict[str, str]) -> dict:
 
 
 def findings_counts(results, instances, slices, columns, min_n: int) -> tuple[dict, pl.DataFrame]:
-    from skill_assets.insights import instance_strata, skill_insights
+    from skill_assets.analysis.insights import instance_strata, skill_insights
 
     strata = instance_strata(results, instances, columns)
     label = "category" if columns else "benchmark"
@@ -270,9 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"insights_quality: {args.data} not found; nothing measured (pass --data DIR)")
         return 0
 
-    from resources.embedder import Embedder
-    from skill_assets.insights import CONDITIONAL_TEST, GAIN_TEST, PAIRWISE_TEST
-    from skill_assets.taxonomy import ANNOTATOR_VERSION, DEFAULT_HINT_KEYS, taxonomy_version
+    from skill_assets.analysis.insights import CONDITIONAL_TEST, GAIN_TEST, PAIRWISE_TEST
+    from skill_assets.annotate.taxonomy import (
+        ANNOTATOR_VERSION,
+        DEFAULT_HINT_KEYS,
+        taxonomy_version,
+    )
+    from skill_assets.resources.embedder import Embedder
 
     embedder = Embedder()
     print(

@@ -2,7 +2,7 @@
 
 Builds a skill-slices project in a temporary folder from ``../shared/data/zeroeval``
 (never copied into the repository), runs the offline pipeline
-(``skill_assets.runner.run_project``: taxonomy annotator, MiniLM embeddings,
+(``skill_assets.app.runner.run_project``: taxonomy annotator, MiniLM embeddings,
 slices, accuracy, tests, routing) on three models — GPT-4o, Claude 3.5 Sonnet,
 Gemini 1.5 Pro — and writes the top findings per model, the model evolution of
 two version pairs and the dataset view to ``docs/insights_zeroeval.md``.
@@ -185,7 +185,7 @@ def _headline(ctx: dict) -> list[str]:
 
 
 def write_markdown(out: Path, ctx: dict) -> None:
-    from skill_assets.insights import ranked_findings
+    from skill_assets.analysis.insights import ranked_findings
 
     ins: pl.DataFrame = ctx["insights"]
     reg = ctx["registry"]
@@ -201,7 +201,7 @@ def write_markdown(out: Path, ctx: dict) -> None:
         "",
         f"Data: `../shared/data/zeroeval` (see its `SOURCE.md`): {ctx['n_instances']:,} instances "
         f"({', '.join(f'{b} {n:,}' for b, n in ctx['sizes'].items())}), zero-shot greedy runs "
-        "scored 0/1. Pipeline: the offline graph (`skill_assets.runner.run_project`) — the "
+        "scored 0/1. Pipeline: the offline graph (`skill_assets.app.runner.run_project`) — the "
         "taxonomy annotator (no LLM), all-MiniLM-L6-v2 embeddings, slices at every level, "
         f"Wilson 95% intervals, exact McNemar tests, Benjamini–Hochberg q over all "
         f"{ctx['n_tests']:,} tested (slice, model pair) findings. A slice enters with at least "
@@ -451,12 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no data at {args.data}; nothing to do", file=sys.stderr)
         return 2
 
-    from skill_assets.accuracy import overall_accuracy
-    from skill_assets.evolution import dataset_view, model_evolution
-    from skill_assets.insights import pairwise_tests
-    from skill_assets.registry import load_project
-    from skill_assets.report import load_inputs, write_report
-    from skill_assets.runner import run_project
+    from skill_assets.analysis.accuracy import overall_accuracy
+    from skill_assets.analysis.evolution import dataset_view, model_evolution
+    from skill_assets.analysis.insights import pairwise_tests
+    from skill_assets.app.runner import run_project
+    from skill_assets.core.registry import load_project
+    from skill_assets.present.report import load_inputs, write_report
 
     tmp = None
     if args.workdir is None:

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import BaseModel  # noqa: E402
 
-from resources.call_cache import CallCache  # noqa: E402
-from resources.llm import LLMClient, LLMRequest, LLMSettings  # noqa: E402
+from skill_assets.resources.call_cache import CallCache  # noqa: E402
+from skill_assets.resources.llm import LLMClient, LLMRequest, LLMSettings  # noqa: E402
 
 FAULT_KINDS = ["429"] * 5 + ["500"] * 2 + ["slow"]  # 8% of requests: 5% 429, 2% 500, 1% slow
 FAULT_PROBABILITY = 0.08

@@ -24,12 +24,12 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resources.embedder import Embedder  # noqa: E402
-from skill_assets.accuracy import slice_accuracy  # noqa: E402
-from skill_assets.insights import skill_insights  # noqa: E402
-from skill_assets.routing import evaluate_routing, fit_policy  # noqa: E402
-from skill_assets.schemas import INSTANCES, RESULTS, conform  # noqa: E402
-from skill_assets.slices import build_slices, default_threshold  # noqa: E402
+from skill_assets.analysis.accuracy import slice_accuracy  # noqa: E402
+from skill_assets.analysis.insights import skill_insights  # noqa: E402
+from skill_assets.analysis.slices import build_slices, default_threshold  # noqa: E402
+from skill_assets.core.schemas import INSTANCES, RESULTS, conform  # noqa: E402
+from skill_assets.resources.embedder import Embedder  # noqa: E402
+from skill_assets.routing.policy import evaluate_routing, fit_policy  # noqa: E402
 
 AREAS = ["algebra", "geometry", "chemistry", "physics", "biology", "history", "law", "economics"]
 VARIANTS = ["{}", "applying {}", "{} problems", "solving {} questions"]

@@ -43,12 +43,12 @@ import polars as pl  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skill_assets.instances import load_instances  # noqa: E402
-from skill_assets.taxonomy import (  # noqa: E402
+from skill_assets.annotate.taxonomy import (  # noqa: E402
     labels_from_paths,
     multilabel_scores,
     step_paths,
 )
+from skill_assets.ingest.instances import load_instances  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvista_testmini"
 BENCHMARK = "MathVista-testmini"
@@ -225,13 +225,17 @@ def main(argv: list[str] | None = None) -> int:
         instances = instances.head(args.limit)
     uids = instances["uid"].to_list()
 
-    from resources.embedder import Embedder
-    from skill_assets.taxonomy import ANNOTATOR_VERSION, annotate_with_taxonomy, taxonomy_version
+    from skill_assets.annotate.taxonomy import (
+        ANNOTATOR_VERSION,
+        annotate_with_taxonomy,
+        taxonomy_version,
+    )
+    from skill_assets.resources.embedder import Embedder
 
     if not instances.height:
         sys.exit("mathvista_quality: no instances")
 
-    from resources.question_vectors import QuestionVectorCache
+    from skill_assets.resources.question_vectors import QuestionVectorCache
 
     embedder = Embedder()
     cache = QuestionVectorCache(args.cache)

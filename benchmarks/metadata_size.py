@@ -2,7 +2,7 @@
 
 Materializes `benchmark_instances` of a small project whose first question is N MB, once
 with dagster-polars' stock Parquet IO manager (its `table` and `stats` metadata copy cell
-values into the event log) and once with ours (`resources/io_manager.py`), and prints how
+values into the event log) and once with ours (`skill_assets/resources/io_manager.py`), and prints how
 much `.skill-slices/dagster` grew each time.
 
     .venv/bin/python benchmarks/metadata_size.py --mb 50
@@ -24,9 +24,9 @@ def _grow(root: Path, stock: bool) -> tuple[float, float]:
     from dagster import AssetKey, DagsterInstance, materialize
     from dagster_polars import PolarsParquetIOManager
 
-    from definitions import build_definitions
-    from skill_assets.registry import load_project
-    from skill_assets.runner import QUIET, prepare_dagster_home, sync_partitions
+    from skill_assets.app.runner import QUIET, prepare_dagster_home, sync_partitions
+    from skill_assets.core.registry import load_project
+    from skill_assets.defs.definitions import build_definitions
 
     project = load_project(root)
     prepare_dagster_home(project)

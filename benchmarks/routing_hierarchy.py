@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 import polars as pl  # noqa: E402
 
-from skill_assets.routing import _eb_pseudocounts, _prepare, evaluate_routing  # noqa: E402
+from skill_assets.routing.policy import _eb_pseudocounts, _prepare, evaluate_routing  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")

@@ -2,7 +2,7 @@
 
 Builds two skill-slices projects in a work folder (never inside the repository)
 from ``../shared/data`` (the folder beside the checkout), runs the offline
-pipeline on each with :func:`skill_assets.runner.run_project` (taxonomy
+pipeline on each with :func:`skill_assets.app.runner.run_project` (taxonomy
 annotator, MiniLM embedder; annotations are cached in the project, so a second
 run costs only the evaluation), then evaluates every router on held-out
 instances and prints one table per data set, the timings of the evaluation and
@@ -220,7 +220,7 @@ def run_pipeline(root: Path, n_benchmarks: int) -> float:
     """run_project, retried while a fresh multi-benchmark project trips over
     partitions not yet materialized (an asset check reads all partitions; a
     known issue of the runner, reported). Returns the wall time in seconds."""
-    from skill_assets.runner import run_project
+    from skill_assets.app.runner import run_project
 
     t = time.perf_counter()
     attempts = 2 * n_benchmarks + 2
@@ -298,8 +298,8 @@ def evaluate(name: str, root: Path, workdir: Path, n_boot: int) -> dict:
     import numpy as np
     import polars as pl
 
-    from skill_assets.cost import cost_frontier, model_costs, plot_cost_frontier
-    from skill_assets.routing import evaluate_routing, heldout_policy_scores
+    from skill_assets.routing.cost import cost_frontier, model_costs, plot_cost_frontier
+    from skill_assets.routing.policy import evaluate_routing, heldout_policy_scores
 
     spec = DATASETS[name]
     meta = spec["metadata_column"]
@@ -454,7 +454,7 @@ def signal_table(results, instances, slices, meta: str, name: str, n_perm: int =
     import numpy as np
     import polars as pl
 
-    from skill_assets.routing import _metadata_values
+    from skill_assets.routing.policy import _metadata_values
 
     piv = results.pivot(on="model", index="uid", values="correct").drop_nulls().sort("uid")
     models = sorted(c for c in piv.columns if c != "uid")
@@ -552,7 +552,7 @@ def hierarchical_report(root: Path, data: Path, n_boot: int) -> str:
     project at ``root`` and on a four-model set over the same questions and slices."""
     import polars as pl
 
-    from skill_assets.routing import _eb_pseudocounts, _prepare, evaluate_routing
+    from skill_assets.routing.policy import _eb_pseudocounts, _prepare, evaluate_routing
 
     results, instances, slices, vectors, order = load_assets(root)
     bench = instances["benchmark"][0]

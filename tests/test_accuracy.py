@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from skill_assets.accuracy import overall_accuracy, slice_accuracy, wilson_interval
-from skill_assets.schemas import SLICE_ACCURACY
+from skill_assets.analysis.accuracy import overall_accuracy, slice_accuracy, wilson_interval
+from skill_assets.core.schemas import SLICE_ACCURACY
 
 
 def make_results(table: dict[str, list[float | None]], uids: list[str]) -> pl.DataFrame:

@@ -11,12 +11,13 @@ from dagster import (
     build_sensor_context,
 )
 
-from definitions import build_definitions
-from resources.project import ProjectResource
-from skill_assets.automation import input_sensor, weekly_live_reevaluation
-from skill_assets.partitions import multi_key
-from skill_assets.registry import load_project
-from skill_assets.runner import prepare_dagster_home, read_asset, run_project
+from skill_assets.app.runner import prepare_dagster_home, run_project
+from skill_assets.core.registry import load_project
+from skill_assets.core.store import read_asset
+from skill_assets.defs.automation import input_sensor, weekly_live_reevaluation
+from skill_assets.defs.definitions import build_definitions
+from skill_assets.defs.partitions import multi_key
+from skill_assets.resources.project import ProjectResource
 from tests.conftest import write_project
 from tests.fake_openai_server import FakeOpenAIServer
 

@@ -1,4 +1,4 @@
-"""Provider batch APIs (resources/batch.py) over real HTTP to tests/fake_openai_server.py.
+"""Provider batch APIs (skill_assets/resources/batch.py) over real HTTP to tests/fake_openai_server.py.
 
 The official openai / anthropic SDKs talk to the fake server's /v1/files, /v1/batches and
 /v1/messages/batches endpoints; nothing of ours is patched.
@@ -11,15 +11,15 @@ import json
 import polars as pl
 import pytest
 
-from resources.batch import (
+from skill_assets.resources.batch import (
     BatchConfigError,
     BatchError,
     BatchPending,
     pending_batches,
     run_batch,
 )
-from resources.call_cache import CallCache
-from resources.llm import LLMClient, LLMRequest, LLMSettings
+from skill_assets.resources.call_cache import CallCache
+from skill_assets.resources.llm import LLMClient, LLMRequest, LLMSettings
 from tests.fake_openai_server import Answer, FakeOpenAIServer, last_user_text
 from tests.fake_openai_server import structured_responder as responder
 
@@ -250,9 +250,9 @@ def test_local_provider_is_a_config_error(tmp_path):
 # hooks: live evaluation and the LLM annotator
 # ------------------------------------------------------------------------------------------
 def test_live_evaluation_batch_mode(tmp_path):
-    from skill_assets.live import run_live_evaluation
-    from skill_assets.registry import ModelEntry
-    from skill_assets.schemas import INSTANCES, conform
+    from skill_assets.core.registry import ModelEntry
+    from skill_assets.core.schemas import INSTANCES, conform
+    from skill_assets.ingest.live import run_live_evaluation
 
     rows = [
         {
@@ -301,10 +301,10 @@ def test_live_evaluation_batch_mode(tmp_path):
 
 
 def test_annotator_batch_mode(tmp_path):
-    from resources.project import ProjectResource
-    from skill_assets.annotate import annotate_instances
-    from skill_assets.registry import load_project
-    from skill_assets.runner import preflight
+    from skill_assets.annotate.dispatch import annotate_instances
+    from skill_assets.app.runner import preflight
+    from skill_assets.core.registry import load_project
+    from skill_assets.resources.project import ProjectResource
     from tests.conftest import write_project
     from tests.test_graph_llm import responder as annotator_responder
 

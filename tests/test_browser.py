@@ -251,7 +251,7 @@ def test_html_report_renders_offline(demo_run, browser):
     # effects too small to show: exactly those rows, read back from the asset.
     import polars as pl
 
-    from skill_assets import plots
+    from skill_assets.present import plots
 
     ins = pl.read_parquet(demo_run / ".skill-slices" / "assets" / "skill_insights.parquet")
     listed = ins.filter(pl.col("significant")) if ins["significant"].any() else ins

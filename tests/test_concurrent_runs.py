@@ -1,13 +1,13 @@
 """Several OS processes on one project's state at once: nothing lost, nothing corrupted.
 
-(a) the SQLite call cache (``resources/call_cache.py``): processes created on a file that
+(a) the SQLite call cache (``skill_assets/resources/call_cache.py``): processes created on a file that
     does not exist yet write many records (the same keys too, with and without
     ``replace``), failures, and a bulk JSONL import, while reading each other's rows;
-(b) the LanceDB skill-vector table (``resources/vector_store.py``): processes embed
+(b) the LanceDB skill-vector table (``skill_assets/resources/vector_store.py``): processes embed
     overlapping name sets into one folder that has no table yet.
 
 Whole-run exclusion (two ``skill-slices run`` on one project) is ``project_lock`` in
-``skill_assets/runner.py``, tested in ``tests/test_project_lock.py``; these tests cover the
+``skill_assets/app/runner.py``, tested in ``tests/test_project_lock.py``; these tests cover the
 shared stores themselves, which other entry points (CLI cache import, UI runs, notebooks)
 reach without that lock.
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from resources.call_cache import CallCache, CallRecord, Usage  # noqa: E402
+from skill_assets.resources.call_cache import CallCache, CallRecord, Usage  # noqa: E402
 
 N_PROCS = 3
 N_KEYS = 150  # unique keys per process; as many shared keys written by every process
@@ -179,7 +179,7 @@ def _names(worker: int, round_: int) -> list[str]:
 def _vector_worker(path: str, worker: int, rounds: int, barrier, out) -> None:
     import lancedb  # noqa: F401  (imported before the barrier, so the writes overlap)
 
-    from resources.vector_store import SkillVectorStore
+    from skill_assets.resources.vector_store import SkillVectorStore
 
     barrier.wait(timeout=60)
     try:
@@ -200,7 +200,7 @@ def _vector_worker(path: str, worker: int, rounds: int, barrier, out) -> None:
 def test_processes_share_one_lancedb_table(tmp_path):
     import lancedb
 
-    from resources.vector_store import TABLE, SkillVectorStore
+    from skill_assets.resources.vector_store import TABLE, SkillVectorStore
 
     path = tmp_path / "lancedb"
     rounds = 12

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from skill_assets.automation import SENSOR_INTERVAL_S
-from skill_assets.registry import load_project
+from skill_assets.core.registry import load_project
+from skill_assets.defs.automation import SENSOR_INTERVAL_S
 from tests.test_engine import RESULTS_DEPENDANTS
 
 REPO = Path(__file__).resolve().parents[1]

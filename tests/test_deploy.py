@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from skill_assets.registry import load_project
-from skill_assets.runner import run_project
+from skill_assets.app.runner import run_project
+from skill_assets.core.registry import load_project
 from tests.conftest import EXPECTED_ASSETS, write_project
 
 

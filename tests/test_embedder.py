@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resources.embedder import BACKEND_ENV, CACHE_ENV
+from skill_assets.resources.embedder import BACKEND_ENV, CACHE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ TEXTS = [
 _SCRIPT = """
 import json, sys
 import numpy as np
-from resources.embedder import Embedder, _load_encoder
+from skill_assets.resources.embedder import Embedder, _load_encoder
 texts = json.loads(sys.argv[1])
 emb = Embedder()
 vecs = emb.encode(texts)

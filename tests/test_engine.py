@@ -26,11 +26,11 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.partitions.context import partition_loading_context
 
-from definitions import build_definitions
-from resources.project import ProjectResource
-from skill_assets.automation import JOB_OF_ASSET, input_sensor
-from skill_assets.registry import load_project
-from skill_assets.runner import run_project
+from skill_assets.app.runner import run_project
+from skill_assets.core.registry import load_project
+from skill_assets.defs.automation import JOB_OF_ASSET, input_sensor
+from skill_assets.defs.definitions import build_definitions
+from skill_assets.resources.project import ProjectResource
 from tests.conftest import write_project
 
 # Cold runs are slow on a loaded 2-core machine; the module fixture counts toward the first test.
@@ -370,7 +370,7 @@ def test_run_leaves_a_partition_to_a_run_launched_after_it_decided(tmp_path):
     does not run the same partition side by side, and takes it again once that run ended."""
     from dagster import DagsterRunStatus
 
-    from skill_assets.runner import _execute_wave, due_runs, prepare_dagster_home
+    from skill_assets.app.runner import _execute_wave, due_runs, prepare_dagster_home
 
     root = write_project(tmp_path / "proj", n_per_subject=6)
     _split_results(root)

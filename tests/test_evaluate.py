@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resources.llm import CallResult, LLMRequest
-from skill_assets.evaluate import (
+from skill_assets.core.schemas import INSTANCES, RESULTS, conform
+from skill_assets.ingest.evaluate import (
     FAILURES,
     FEW_SHOT_STOP,
     JudgeVerdict,
@@ -30,7 +30,7 @@ from skill_assets.evaluate import (
     parse_number,
     results_from_calls,
 )
-from skill_assets.schemas import INSTANCES, RESULTS, conform
+from skill_assets.resources.llm import CallResult, LLMRequest
 
 OPTS = ["Paris", "London", "Berlin", "Madrid"]
 
@@ -461,7 +461,7 @@ def test_echoed_option_list_is_not_an_answer():
 
 def test_label_prefix_disagreeing_with_exact_option_text_follows_the_text():
     """SmolLM2 writes "A. 48" when 48 is option D: the text is the answer."""
-    from skill_assets.evaluate import extract_choice
+    from skill_assets.ingest.evaluate import extract_choice
 
     opts = ["40", "56", "49", "48"]
     assert extract_choice("A. 48\nB.", opts) == "D"

@@ -11,8 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from skill_assets.registry import RegistryError, load_project
-from skill_assets.runner import read_asset, run_project
+from skill_assets.app.runner import run_project
+from skill_assets.core.registry import RegistryError, load_project
+from skill_assets.core.store import read_asset
 from tests.conftest import EXPECTED_ASSETS, write_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def test_insight_lineage_reachable_in_dagster_metadata(ran_project):
     ).records[0]
     md = rec.asset_materialization.metadata["lineage"].value
     instance.dispose()
-    from skill_assets.insights import ranked_findings
+    from skill_assets.analysis.insights import ranked_findings
 
     top = ranked_findings(read_asset(project, "skill_insights"))
     assert f"skill-slices explain {top['insight_id'][0]}" in md
@@ -90,7 +91,7 @@ def test_explain_names_tests_and_every_models_answer(ran_project):
     assert set(ins["level_of_finding"].to_list()) <= {"skill", "category", "not significant"}
     row = ins.filter(pl.col("kind") == "strength").sort("q").row(0, named=True)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "skill_assets.cli", "explain", row["insight_id"]]
+    cmd = [sys.executable, "-m", "skill_assets.app.cli", "explain", row["insight_id"]]
     out = subprocess.run(
         [*cmd, "--project", str(root), "--json", "--sample", "3"],
         capture_output=True,

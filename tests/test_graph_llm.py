@@ -7,8 +7,9 @@ import shutil
 
 import polars as pl
 
-from skill_assets.registry import load_project
-from skill_assets.runner import read_asset, run_project
+from skill_assets.app.runner import run_project
+from skill_assets.core.registry import load_project
+from skill_assets.core.store import read_asset
 from tests.conftest import write_project
 from tests.fake_openai_server import FakeOpenAIServer, last_user_text
 

@@ -28,7 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skill_assets.importers import (
+from skill_assets.core.registry import RegistryError
+from skill_assets.core.schemas import INSTANCES, RESULTS
+from skill_assets.ingest.importers import (
     check_results,
     detect_format,
     export_results,
@@ -37,10 +39,8 @@ from skill_assets.importers import (
     load_results,
     parse_options,
 )
-from skill_assets.instances import load_instances
-from skill_assets.registry import RegistryError
-from skill_assets.results import load_generic_results
-from skill_assets.schemas import INSTANCES, RESULTS
+from skill_assets.ingest.instances import load_instances
+from skill_assets.ingest.results import load_generic_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_QUESTIONS = ROOT / "examples" / "live" / "benchmark" / "questions.jsonl"

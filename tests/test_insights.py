@@ -12,15 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest, false_discovery_control, fisher_exact
 
-from skill_assets.accuracy import slice_accuracy
-from skill_assets.evolution import (
+from skill_assets.analysis.accuracy import slice_accuracy
+from skill_assets.analysis.evolution import (
     DATASET_VIEW,
     EVOLUTION,
     dataset_view,
     evolution_summary,
     model_evolution,
 )
-from skill_assets.insights import (
+from skill_assets.analysis.insights import (
     GAIN_TEST,
     GAINS,
     INSIGHTS,
@@ -650,7 +650,7 @@ def test_metadata_strata():
     ],
 )
 def test_insights_settings_are_validated(tmp_path, block, message):
-    from skill_assets.registry import RegistryError, load_project
+    from skill_assets.core.registry import RegistryError, load_project
     from tests.conftest import write_project
 
     root = write_project(tmp_path / "p", extra_registry=block)
@@ -659,7 +659,7 @@ def test_insights_settings_are_validated(tmp_path, block, message):
 
 
 def test_insights_strata_default_to_the_metadata_column(tmp_path):
-    from skill_assets.registry import load_project
+    from skill_assets.core.registry import load_project
     from tests.conftest import write_project
 
     reg = load_project(write_project(tmp_path / "p")).registry
@@ -675,7 +675,7 @@ def test_insights_strata_default_to_the_metadata_column(tmp_path):
 def test_cmh_matches_statsmodels(seed, n_strata):
     from statsmodels.stats.contingency_tables import StratifiedTable
 
-    from skill_assets.insights import cmh_tests
+    from skill_assets.analysis.insights import cmh_tests
 
     rng = np.random.default_rng(seed)
     rows = 20
@@ -697,7 +697,7 @@ def test_cmh_matches_statsmodels(seed, n_strata):
 
 
 def test_explanation_renders_tests_answers_and_missing_spans():
-    from skill_assets.lineage import FINDING_KEYS, format_explanation
+    from skill_assets.present.lineage import FINDING_KEYS, format_explanation
 
     finding = dict.fromkeys(FINDING_KEYS)
     finding.update(

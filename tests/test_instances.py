@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from skill_assets.instances import load_instances
-from skill_assets.registry import RegistryError
-from skill_assets.results import check_unknown, load_generic_results
+from skill_assets.core.registry import RegistryError
+from skill_assets.ingest.instances import load_instances
+from skill_assets.ingest.results import check_unknown, load_generic_results
 
 
 def _write(path, rows):

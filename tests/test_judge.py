@@ -12,12 +12,12 @@ from pathlib import Path
 import polars as pl
 from click.testing import CliRunner
 
-from resources.call_cache import CallCache
-from resources.llm import LLMClient, LLMSettings
-from skill_assets.evaluate import JUDGE_SYSTEM
-from skill_assets.live import make_judge_client, run_live_evaluation
-from skill_assets.registry import LLMEntry, ModelEntry
-from skill_assets.schemas import INSTANCES, RESULTS, conform
+from skill_assets.core.registry import LLMEntry, ModelEntry
+from skill_assets.core.schemas import INSTANCES, RESULTS, conform
+from skill_assets.ingest.evaluate import JUDGE_SYSTEM
+from skill_assets.ingest.live import make_judge_client, run_live_evaluation
+from skill_assets.resources.call_cache import CallCache
+from skill_assets.resources.llm import LLMClient, LLMSettings
 from tests.fake_openai_server import FakeOpenAIServer, last_user_text
 
 QUESTIONS = [
@@ -191,7 +191,7 @@ def test_no_judge_means_exact_match_only(tmp_path):
 
 
 def test_evaluate_cli_uses_registry_judge(tmp_path):
-    from skill_assets.cli import main
+    from skill_assets.app.cli import main
 
     root = tmp_path / "proj"
     (root / "data").mkdir(parents=True)
@@ -231,8 +231,9 @@ judge:
 def test_model_results_asset_uses_registry_judge(tmp_path):
     """`run` evaluates a live model through the graph; the judge re-grades inside the asset,
     and adding a judge later re-grades (its settings are part of the fingerprint)."""
-    from skill_assets.registry import load_project
-    from skill_assets.runner import read_asset, run_project
+    from skill_assets.app.runner import run_project
+    from skill_assets.core.registry import load_project
+    from skill_assets.core.store import read_asset
 
     root = tmp_path / "proj"
     (root / "data").mkdir(parents=True)

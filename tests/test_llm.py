@@ -1,4 +1,4 @@
-"""Tests of the LLM access layer (resources/llm.py, resources/call_cache.py).
+"""Tests of the LLM access layer (skill_assets/resources/llm.py, skill_assets/resources/call_cache.py).
 
 Every provider call goes over real HTTP to tests/fake_openai_server.py; nothing of ours is
 patched. The local-provider test runs SmolLM2-135M-Instruct when llama-cpp-python and the
@@ -33,8 +33,8 @@ from fake_openai_server import (  # noqa: E402
     structured_responder,
 )
 
-from resources.call_cache import CallCache, CallRecord, Usage, key_for  # noqa: E402
-from resources.llm import (  # noqa: E402
+from skill_assets.resources.call_cache import CallCache, CallRecord, Usage, key_for  # noqa: E402
+from skill_assets.resources.llm import (  # noqa: E402
     CallResult,
     LLMClient,
     LLMRequest,
@@ -281,7 +281,7 @@ def test_cache_survives_sigkill(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
-        from resources.call_cache import CallCache, CallRecord
+        from skill_assets.resources.call_cache import CallCache, CallRecord
         cache = CallCache({str(path)!r})
         cache.put(CallRecord(call_id="k1", provider="p", model="m", purpose="annotate",
                              prompt_hash="h", request={{}}, response_text="survived"))
@@ -301,7 +301,7 @@ def test_concurrent_processes_share_one_cache(tmp_path):
         f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
-        from resources.call_cache import CallCache, CallRecord
+        from skill_assets.resources.call_cache import CallCache, CallRecord
         cache = CallCache({str(path)!r})
         w = sys.argv[1]
         for i in range(40):
@@ -653,7 +653,7 @@ def test_llama_cpp_server_tools_mode(cache):
     """openai-compatible against a real llama.cpp server: TOOLS mode enforces the schema."""
     import httpx
 
-    from resources.llm import resolve_local_model
+    from skill_assets.resources.llm import resolve_local_model
 
     gguf, _ = resolve_local_model(LLMSettings(provider="local", model="smollm2-135m-instruct"))
     port = _free_port()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from skill_assets.atomic import atomic_path, write_text
-from skill_assets.cli import main
+from skill_assets.app.cli import main
+from skill_assets.core.atomic import atomic_path, write_text
 from tests.fake_openai_server import FakeOpenAIServer
 
 PREVIOUS = (

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from skill_assets.registry import load_project
-from skill_assets.runner import ProjectBusy, project_lock, run_project
+from skill_assets.app.runner import ProjectBusy, project_lock, run_project
+from skill_assets.core.registry import load_project
 from tests.conftest import write_project
 
 HOLD = """

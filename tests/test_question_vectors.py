@@ -19,11 +19,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from resources.embedder import AUDIT_ENV, CountingEmbedder, Embedder
-from resources.question_vectors import QuestionVectorCache, question_vectors, text_key
-from skill_assets.instances import load_instances
-from skill_assets.schemas import INSTANCES, conform
-from skill_assets.taxonomy import annotate_with_taxonomy, instance_text, load_taxonomy, node_text
+from skill_assets.annotate.taxonomy import (
+    annotate_with_taxonomy,
+    instance_text,
+    load_taxonomy,
+    node_text,
+)
+from skill_assets.core.schemas import INSTANCES, conform
+from skill_assets.ingest.instances import load_instances
+from skill_assets.resources.embedder import AUDIT_ENV, CountingEmbedder, Embedder
+from skill_assets.resources.question_vectors import QuestionVectorCache, question_vectors, text_key
 from tests.conftest import write_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,10 +103,10 @@ SECOND_PROCESS = textwrap.dedent(
     """
     import json, sys
     import polars as pl
-    from resources.embedder import CountingEmbedder, Embedder
-    from resources.question_vectors import QuestionVectorCache
-    from skill_assets.schemas import INSTANCES, conform
-    from skill_assets.taxonomy import annotate_with_taxonomy
+    from skill_assets.resources.embedder import CountingEmbedder, Embedder
+    from skill_assets.resources.question_vectors import QuestionVectorCache
+    from skill_assets.core.schemas import INSTANCES, conform
+    from skill_assets.annotate.taxonomy import annotate_with_taxonomy
 
     n, chunk, cache_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     rows = [

@@ -15,13 +15,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from skill_assets.importers import (
+from skill_assets.core.registry import RegistryError
+from skill_assets.ingest.importers import (
     _read_member,
     detect_format,
     load_instances_from_results,
     load_results,
 )
-from skill_assets.registry import RegistryError
 
 FIX = Path(__file__).parent / "fixtures"
 INSPECT = FIX / "inspect"

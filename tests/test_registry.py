@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from skill_assets.registry import RegistryError, load_project
+from skill_assets.core.registry import RegistryError, load_project
 from tests.conftest import write_project
 
 

@@ -16,13 +16,18 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_project
 
-from skill_assets import plots
-from skill_assets.accuracy import slice_accuracy
-from skill_assets.cli import main
-from skill_assets.evolution import dataset_view, model_evolution
-from skill_assets.insights import skill_insights
-from skill_assets.registry import RegistryError, load_project
-from skill_assets.report import build_report, findings_markdown, findings_records, write_report
+from skill_assets.analysis.accuracy import slice_accuracy
+from skill_assets.analysis.evolution import dataset_view, model_evolution
+from skill_assets.analysis.insights import skill_insights
+from skill_assets.app.cli import main
+from skill_assets.core.registry import RegistryError, load_project
+from skill_assets.present import plots
+from skill_assets.present.report import (
+    build_report,
+    findings_markdown,
+    findings_records,
+    write_report,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 MODELS = ("alpha", "beta", "gamma")

@@ -12,9 +12,9 @@ from pathlib import Path
 import polars as pl
 from click.testing import CliRunner
 
-from skill_assets import plots
-from skill_assets.cli import main
-from skill_assets.report import _fmt, _numbered, _shown, _table
+from skill_assets.app.cli import main
+from skill_assets.present import plots
+from skill_assets.present.report import _fmt, _numbered, _shown, _table
 from tests.conftest import write_project
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from skill_assets.routing import (
+from skill_assets.routing.policy import (
     ROUTING_EVALUATION,
     evaluate_routing,
     fit_policy,
@@ -586,7 +586,7 @@ def test_mmlu_pro_reference_figures():
 
 
 def test_cost_frontier_and_plot(tmp_path):
-    from skill_assets.cost import (
+    from skill_assets.routing.cost import (
         FRONTIER,
         cost_frontier,
         default_lambdas,

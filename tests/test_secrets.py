@@ -71,8 +71,8 @@ def test_secrets_in_urls_env_and_fields_never_leak_on_any_error_path(tmp_path):
     fields that expect other things; every error path we can force is grepped for them."""
     import traceback
 
-    from resources.llm import LLMSettings
-    from skill_assets.registry import RegistryError, load_project, redact_url
+    from skill_assets.core.registry import RegistryError, load_project, redact_url
+    from skill_assets.resources.llm import LLMSettings
 
     env = os.environ.copy()
     env["SKILL_SLICES_TEST_KEY"] = SENTINEL

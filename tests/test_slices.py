@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from skill_assets import slices
-from skill_assets.slices import (
+from skill_assets.analysis import slices
+from skill_assets.analysis.slices import (
     adjusted_rand_index,
     build_slices,
     cluster_skill_names,

@@ -8,9 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from resources.embedder import Embedder
-from skill_assets.schemas import INSTANCES, MENTIONS, RATIONALES, conform
-from skill_assets.taxonomy import (
+from skill_assets.annotate.taxonomy import (
     DEFAULT_TAXONOMY_PATH,
     TaxonomyError,
     annotate_with_taxonomy,
@@ -24,6 +22,8 @@ from skill_assets.taxonomy import (
     taxonomy_frame,
     taxonomy_version,
 )
+from skill_assets.core.schemas import INSTANCES, MENTIONS, RATIONALES, conform
+from skill_assets.resources.embedder import Embedder
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -589,8 +589,8 @@ def test_mathvista_sample_beats_keyword_baseline(embedder):
 
 
 def test_metadata_hints_option_is_validated_and_versions_annotations(tmp_path):
-    from skill_assets.registry import RegistryError, load_project
-    from skill_assets.sources import input_versions
+    from skill_assets.core.registry import RegistryError, load_project
+    from skill_assets.defs.sources import input_versions
     from tests.conftest import write_project
 
     root = write_project(tmp_path / "p", n_per_subject=2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from skill_assets.registry import RegistryError, load_project
+from skill_assets.core.registry import RegistryError, load_project
 from tests.conftest import write_project
 
 PNG = base64.b64decode(
@@ -34,7 +34,7 @@ def _with_image(root: Path, row: int, image: str) -> None:
 
 # ------------------------------------------------------------------ 1. paths stay inside
 def test_paths_from_data_stay_inside_the_project(tmp_path):
-    from skill_assets.instances import load_benchmark
+    from skill_assets.ingest.instances import load_benchmark
 
     outside = tmp_path / "secret.png"
     outside.write_bytes(PNG)
@@ -165,7 +165,7 @@ def _md_values(root: Path) -> dict[str, str]:
     """Every Markdown metadata value of every asset's latest materialization."""
     from dagster import AssetKey, DagsterInstance, MarkdownMetadataValue
 
-    from skill_assets.runner import prepare_dagster_home
+    from skill_assets.app.runner import prepare_dagster_home
 
     prepare_dagster_home(load_project(root))
     instance = DagsterInstance.get()
@@ -228,7 +228,7 @@ def test_markdown_metadata_never_fetches_and_shows_text_faithfully(byo_project):
 def test_bring_your_own_skills_end_to_end(byo_project):
     import polars as pl
 
-    from skill_assets.runner import read_asset
+    from skill_assets.core.store import read_asset
 
     root, run, env = byo_project
     project = load_project(root)
@@ -304,7 +304,7 @@ def test_failures_and_silent_options_are_loud(tmp_path):
     )
     with pytest.raises(RegistryError, match="'model' does nothing for the offline taxonomy"):
         load_project(root)
-    from skill_assets.runner import preflight
+    from skill_assets.app.runner import preflight
 
     with (root / "results" / "all.jsonl").open("a") as fh:
         fh.write(json.dumps({"instance_id": "stray", "model": "alpha", "correct": 1}) + "\n")
@@ -355,7 +355,7 @@ def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
 
     import polars as pl
 
-    from skill_assets.runner import read_asset
+    from skill_assets.core.store import read_asset
 
     src, _, env = byo_project
     root = tmp_path / "copy"
@@ -424,8 +424,8 @@ def test_damaged_state_is_detected_and_healed(byo_project, tmp_path):
 def test_one_huge_question_keeps_the_dagster_instance_small(tmp_path):
     from dagster import AssetKey, DagsterInstance, materialize
 
-    from definitions import build_definitions
-    from skill_assets.runner import QUIET, prepare_dagster_home, sync_partitions
+    from skill_assets.app.runner import QUIET, prepare_dagster_home, sync_partitions
+    from skill_assets.defs.definitions import build_definitions
 
     def size(folder: Path) -> int:
         return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

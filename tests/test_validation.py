@@ -11,16 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from skill_assets.imported_skills import (
-    imported_frames,
-    read_skills_file,
-    skills_from_column,
-    steps_from_record,
-)
-from skill_assets.instances import load_instances
-from skill_assets.registry import RegistryError, load_project
-from skill_assets.runner import read_asset, run_project
-from skill_assets.validation import (
+from skill_assets.analysis.validation import (
     ANSWER_SYSTEM,
     JUDGE_SYSTEM,
     PROBE_SYSTEM,
@@ -33,6 +24,16 @@ from skill_assets.validation import (
     sample_negatives,
     yes_no,
 )
+from skill_assets.annotate.imported_skills import (
+    imported_frames,
+    read_skills_file,
+    skills_from_column,
+    steps_from_record,
+)
+from skill_assets.app.runner import run_project
+from skill_assets.core.registry import RegistryError, load_project
+from skill_assets.core.store import read_asset
+from skill_assets.ingest.instances import load_instances
 from tests.conftest import write_project
 from tests.fake_openai_server import FakeOpenAIServer, last_user_text
 
