@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 from dagster import AssetKey
+from filelock import FileLock, Timeout
 
 from skill_assets.app import state_health
 from skill_assets.core.registry import Project, RegistryError, load_project
@@ -67,31 +67,35 @@ def project_lock(project: Project, wait: bool = True, log=print) -> Iterator[Non
     """One run per project at a time (an OS file lock, released even on SIGKILL).
 
     A second run waits for the first (``wait=False``: raises :class:`ProjectBusy`), so two
-    runs never materialize the same partitions side by side.
+    runs never materialize the same partitions side by side. The holder's pid is kept in
+    ``run.holder`` beside ``run.lock`` so the waiting run can name it.
     """
     project.state_dir.mkdir(parents=True, exist_ok=True)
-    path = project.state_dir / "run.lock"
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = path.read_text().strip() or "unknown process"
-            if not wait:
-                raise ProjectBusy(
-                    f"{project.root}: another run is in progress ({holder}); try again when it ends"
-                ) from None
-            log(f"another run is in progress ({holder}); waiting for it to finish")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = FileLock(project.state_dir / "run.lock", thread_local=False, preserve_lock_file=True)
+    holder_path = project.state_dir / "run.holder"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = _read_holder(holder_path)
+        if not wait:
+            raise ProjectBusy(
+                f"{project.root}: another run is in progress ({holder}); try again when it ends"
+            ) from None
+        log(f"another run is in progress ({holder}); waiting for it to finish")
+        lock.acquire()
+    try:
+        holder_path.write_text(f"pid {os.getpid()}\n")
+        yield
+    finally:
+        holder_path.unlink(missing_ok=True)
+        lock.release()
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown process"
+    except OSError:  # the holder is between taking the lock and writing its pid
+        return "unknown process"
 
 
 def preflight(project: Project) -> dict[str, pl.DataFrame]:

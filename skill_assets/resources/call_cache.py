@@ -18,10 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 Purpose = Literal["annotate", "evaluate", "verify", "probe", "judge"]
 PURPOSES: tuple[str, ...] = ("annotate", "evaluate", "verify", "probe", "judge")
@@ -145,18 +144,19 @@ def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
     """Switch the file to WAL mode. Switching needs an exclusive lock and SQLite does not
     run the busy handler for it, so processes opening a new file at the same moment get
     "database is locked" at once: retry until ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.002
-    while True:
-        try:
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_delay(timeout_s),
+        wait=wait_random_exponential(multiplier=0.002, max=0.1),
+        reraise=True,
+    ):
+        with attempt:
             conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay * (0.5 + random.random()))
-        delay = min(0.1, delay * 2)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 class CallCache:

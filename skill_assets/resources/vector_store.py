@@ -4,50 +4,30 @@ Several processes may use one folder at once (two runs, a run and the UI, a note
 Reads need no coordination (LanceDB readers see whole versions), but "add the names that
 are missing" is a read-then-write: two processes that both find a name missing would
 both append it. So creating the table and adding rows happen under an OS file lock on
-``<folder>/.skill_names.lock`` (``fcntl.flock``: released by the kernel even when the
-holder is SIGKILLed), the missing names are computed again once the lock is held, and
+``<folder>/.skill_names.lock`` (``filelock``: an OS lock, released by the kernel even
+when the holder is SIGKILLed), the missing names are computed again once the lock is held, and
 each name is embedded and stored exactly once. Appends are retried if LanceDB reports a
 commit conflict with a writer that does not take the lock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import random
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from filelock import FileLock
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 TABLE = "skill_names"
 LOCK_FILE = ".skill_names.lock"
 COMMIT_ATTEMPTS = 6
 
 
-@contextlib.contextmanager
-def _folder_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock between processes (and between threads: each call opens its own
-    file description)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: fall back to the filelock package if present
-        try:
-            from filelock import FileLock
-        except ImportError:
-            yield
-            return
-        with FileLock(str(path / LOCK_FILE)):
-            yield
-        return
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+def _folder_lock(path: Path) -> FileLock:
+    """Exclusive lock between processes and threads (each call is its own lock object, so
+    threads of one process exclude each other too)."""
+    return FileLock(str(path / LOCK_FILE), thread_local=False)
 
 
 def _is_commit_conflict(exc: BaseException) -> bool:
@@ -100,15 +80,14 @@ class SkillVectorStore:
         vectors = data["vector"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
         return dict(zip(data["name"].to_pylist(), vectors, strict=True))
 
+    @retry(
+        retry=retry_if_exception(_is_commit_conflict),
+        stop=stop_after_attempt(COMMIT_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.05, max=1.0),
+        reraise=True,
+    )
     def _append(self, data: pa.Table, dim: int) -> None:
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                self._table(dim).add(data)
-                return
-            except Exception as exc:
-                if attempt == COMMIT_ATTEMPTS or not _is_commit_conflict(exc):
-                    raise
-                time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+        self._table(dim).add(data)
 
     def vectors_for(
         self, names: list[str], embedder, progress: bool = False
