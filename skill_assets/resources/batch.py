@@ -38,6 +38,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from skill_assets.core.atomic import atomic_path
 from skill_assets.resources.call_cache import CallRecord, clean_base_url, utc_now_iso
 from skill_assets.resources.llm import (
     LLMClient,
@@ -179,13 +180,10 @@ def _outcome(p: _Prepared, settings, raw: Any, anthropic: bool) -> _Outcome:
 # state files
 # ----------------------------------------------------------------------------------------------
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(state, fh, sort_keys=True)
         fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        os.fsync(fh.fileno())  # a batch id must survive a power cut: it costs money
 
 
 def _read_states(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:

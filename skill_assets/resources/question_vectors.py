@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from skill_assets.core.atomic import atomic_path
 from skill_assets.core.text import instance_text
 
 PART_GLOB = "part-*.parquet"
@@ -144,9 +145,8 @@ class QuestionVectorCache:
             }
         )
         name = f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".{name}.tmp"
-        df.write_parquet(tmp)
-        os.replace(tmp, folder / name)
+        with atomic_path(folder / name) as tmp:
+            df.write_parquet(tmp)
         with self._lock:
             index = self._index.setdefault(folder, {})
             for k in df["key"].to_list():
@@ -170,9 +170,8 @@ class QuestionVectorCache:
                 .collect(engine="streaming")
             )
             name = f"part-{time.time_ns():020d}-{os.getpid()}-merged.parquet"
-            tmp = folder / f".{name}.tmp"
-            merged.write_parquet(tmp)
-            os.replace(tmp, folder / name)
+            with atomic_path(folder / name) as tmp:
+                merged.write_parquet(tmp)
             for p in parts:
                 p.unlink(missing_ok=True)
         with self._lock:
@@ -232,11 +231,8 @@ class QuestionVectorCache:
             vec = np.asarray(known, dtype=np.float32)
         else:
             vec = encode_texts(embedder, texts, batch_size)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, vec, allow_pickle=False)
-        os.replace(tmp, path)
         return vec
 
 
