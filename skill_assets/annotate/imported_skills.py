@@ -62,7 +62,9 @@ def _label_steps(value: Any, where: str) -> list[Step]:
         if isinstance(item, list):
             names = [normalize_skill_name(str(x)) for x in item if x is not None]
         elif isinstance(item, (str, int, float)):
-            names = split_skills(str(item)) if ">" in str(item) else [normalize_skill_name(item)]
+            names = (
+                split_skills(str(item)) if ">" in str(item) else [normalize_skill_name(str(item))]
+            )
         else:
             raise RegistryError(f"{where}: a skill label must be a string or a list of strings")
         names = [n for n in names if n]

@@ -711,6 +711,7 @@ def rationales_from_results(
             continue
         rationale = _coerce_rationale(getattr(res, "parsed", None))
         steps: list[Step]
+        answer_raw: str | None
         if rationale is not None:
             steps, answer_raw = list(rationale.steps), rationale.answer
         else:

@@ -839,7 +839,11 @@ def annotate_with_taxonomy(
         rat_rows: list[dict] = []
         men_rows: list[dict] = []
         for j, i in enumerate(rows):
-            hint_sim = h_sims[[h_pos[h] for h in hints[j]]].max(axis=0) if hints[j] else None
+            hint_sim = (
+                h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
+                if hints[j] and h_sims is not None
+                else None
+            )
             _annotate_one(
                 tax, st, kw_index, hint_weights, params,
                 uid=uids[i], bench=benchmarks[i], sims=sims[j], question=questions[i],

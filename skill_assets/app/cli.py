@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, NoReturn, cast
 
 import click
 
@@ -26,7 +27,7 @@ project_option = click.option(
 )
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     # one line per cause (a run can fail on several partitions at once)
     for line in str(msg).splitlines() or [""]:
         click.echo(f"error: {line}", err=True)
@@ -285,12 +286,12 @@ def evaluate(project_dir: str, model_name: str) -> None:
     with atomic_path(target) as tmp:
         out.select(cols).write_ndjson(tmp)
     stats = client.stats
-    summary = {
+    summary: dict[str, Any] = {
         "model": model_name,
         "results": str(target),
         "instances": out.height,
         "failed": failed,
-        "accuracy": round(float(out["correct"].mean()), 4) if out.height else None,
+        "accuracy": round(float(cast(float, out["correct"].mean())), 4) if out.height else None,
         "llm_calls": {
             "made": stats.get("made", 0) + by_batch,
             "cached": stats.get("cached", 0) - by_batch,

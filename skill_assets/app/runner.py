@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import polars as pl
 from dagster import AssetKey
@@ -118,7 +119,9 @@ def preflight(project: Project) -> dict[str, pl.DataFrame]:
             check_results(path, m.name, instances, fmt, m.options)
         else:
             check_generic_options(f"{project.registry_path}: key 'models[{i}].options", m.options)
-            check_unknown(path, m.name, ids, m.format, (m.options or {}).get("ignore_unknown"))
+            check_unknown(
+                path, m.name, ids, m.format, bool((m.options or {}).get("ignore_unknown"))
+            )
     return instances
 
 
@@ -386,7 +389,8 @@ def _execute_one_multiprocess(job: str, part: str | None, names: list[str]) -> d
         error = None
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
-            error = failure.step_failure_data.error.message if failure else "run failed"
+            info = failure.step_failure_data.error if failure else None
+            error = info.message if info else "run failed"
         return {"run_id": result.run_id, "success": result.success, "error": error}
 
 
@@ -397,7 +401,7 @@ def run_summary(instance, project: Project, run_ids: list[str], defs) -> dict:
 
     materialized: list[str] = []
     skipped: dict[str, str] = {}  # asset → why (validation without a verifier, ...)
-    calls = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
+    calls: dict[str, Any] = {"made": 0, "cached": 0, "failed": 0, "by_purpose": {}}
     cost = 0.0
     runs = []
     for run_id in run_ids:
@@ -477,7 +481,7 @@ def routing_summary(project: Project) -> dict:
         }
     loo = ev.filter(pl.col("scheme") == "loo")
     acc = {r: a for r, a in zip(loo["router"].to_list(), loo["accuracy"].to_list(), strict=True)}
-    n = int(loo["n"].max()) if loo.height else 0
+    n = int(cast(int, loo["n"].max())) if loo.height else 0
 
     def get(k):
         v = acc.get(k)

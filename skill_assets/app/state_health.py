@@ -223,6 +223,8 @@ def _wipe(instance, problem: Problem) -> None:
     """Forget the damaged partition in Dagster, so it is listed as not materialized."""
     from dagster import AssetKey
 
+    if problem.asset is None:  # a store no asset rebuilds: nothing to forget in Dagster
+        return
     key = AssetKey(problem.asset)
     if problem.partition is not None:
         try:

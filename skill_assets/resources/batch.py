@@ -164,16 +164,16 @@ def _outcome(p: _Prepared, settings, raw: Any, anthropic: bool) -> _Outcome:
         usage = _anthropic_usage(raw) if anthropic else _openai_usage(raw)
         return _Outcome(text, _dump_parsed(parsed), usage)
     if anthropic:
-        text = _anthropic_text(raw)
-        if text is None:
+        content = _anthropic_text(raw)
+        if content is None:
             raise ValueError("response has no content")
-        return _Outcome(text, None, _anthropic_usage(raw))
+        return _Outcome(content, None, _anthropic_usage(raw))
     if not getattr(raw, "choices", None):
         raise ValueError("response has no choices")
-    text = _openai_text(raw)
-    if text is None:
+    content = _openai_text(raw)
+    if content is None:
         raise ValueError("response has no message content")
-    return _Outcome(text, None, _openai_usage(raw))
+    return _Outcome(content, None, _openai_usage(raw))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def _read_states(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    out = []
+    out: list[tuple[Path, dict[str, Any]]] = []
     if not state_dir.is_dir():
         return out
     for path in sorted(state_dir.glob("*.json")):
@@ -304,7 +304,7 @@ class _AnthropicBatches:
         return {"custom_id": custom_id, "params": anthropic_params(p, self.s)}
 
     def submit(self, lines: list[dict[str, Any]]) -> dict[str, Any]:
-        b = self.client.messages.batches.create(requests=lines)  # type: ignore[arg-type]
+        b = self.client.messages.batches.create(requests=lines)
         return {"batch_id": b.id}
 
     def status(self, batch_id: str) -> tuple[bool, str, Any]:

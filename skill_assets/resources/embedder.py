@@ -314,7 +314,7 @@ class Embedder:
         from openai import OpenAI
 
         client = OpenAI()  # key from OPENAI_API_KEY
-        out = []
+        out: list[list[float]] = []
         for i in range(0, len(texts), 512):
             resp = client.embeddings.create(model=self.model, input=texts[i : i + 512])
             out.extend(d.embedding for d in resp.data)

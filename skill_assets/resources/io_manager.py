@@ -23,7 +23,9 @@ class BoundedPolarsParquetIOManager(PolarsParquetIOManager):
             return {"missing": MetadataValue.bool(True)}
         descriptions = (context.definition_metadata or {}).get("descriptions")
         meta: dict[str, MetadataValue] = {
-            "dagster/column_schema": get_metadata_schema(obj, descriptions=descriptions)
+            "dagster/column_schema": MetadataValue.table_schema(
+                get_metadata_schema(obj, descriptions=descriptions)
+            )
         }
         if isinstance(obj, pl.DataFrame):
             key = (

@@ -378,7 +378,7 @@ class _Image:
             media_type = image_media_type(data[:16])
             if media_type is None:
                 raise _Permanent(f"not a PNG, JPEG, GIF or WebP image: {p.name}")
-            self.name = p.name
+            self.name: str | None = p.name
         else:
             self.name = None
         assert data is not None
@@ -506,6 +506,22 @@ class _Prepared:
         "max_tokens",
         "temperature",
     )
+    req: LLMRequest
+    msgs: list[_Msg]
+    key: str
+    params: dict[str, Any]
+    schema: dict[str, Any] | None
+    canonical: list[dict[str, Any]]
+    structured: bool
+    max_tokens: int
+    temperature: float | None
+
+    @property
+    def response_model(self) -> type[BaseModel]:
+        """The request's response model; asked for only when `structured`."""
+        if self.req.response_model is None:
+            raise TypeError("an unstructured request has no response model")
+        return self.req.response_model
 
 
 class _Outcome:
@@ -687,7 +703,7 @@ class _OpenAIBackend(_Backend):
         messages = _openai_messages(prep.msgs)
         kw = self._kwargs(prep)
         if prep.structured:
-            model = prep.req.response_model
+            model = prep.response_model
             parsed, raw = await self._ic().chat.completions.create_with_completion(
                 model=self.s.model,
                 messages=messages,
@@ -700,13 +716,17 @@ class _OpenAIBackend(_Backend):
             return _Outcome(
                 text, parsed_json, _openai_usage(raw), _as_model(parsed, model, parsed_json)
             )
-        raw = await self.client.chat.completions.create(model=self.s.model, messages=messages, **kw)
+        raw = await self.client.chat.completions.create(
+            model=self.s.model,
+            messages=messages,  # type: ignore[arg-type]  # OpenAI-style dicts, checked by _normalize
+            **kw,
+        )
         if not getattr(raw, "choices", None):
             raise _BadResponse("response has no choices")
-        text = _openai_text(raw)
-        if text is None:
+        content = _openai_text(raw)
+        if content is None:
             raise _BadResponse("response has no message content")
-        return _Outcome(text, None, _openai_usage(raw))
+        return _Outcome(content, None, _openai_usage(raw))
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -771,7 +791,7 @@ class _AnthropicBackend(_Backend):
         if system:
             kw["system"] = system
         if prep.structured:
-            model = prep.req.response_model
+            model = prep.response_model
             parsed, raw = await self._ic().messages.create_with_completion(
                 model=self.s.model,
                 messages=messages,
@@ -784,11 +804,15 @@ class _AnthropicBackend(_Backend):
             return _Outcome(
                 text, parsed_json, _anthropic_usage(raw), _as_model(parsed, model, parsed_json)
             )
-        raw = await self.client.messages.create(model=self.s.model, messages=messages, **kw)
-        text = _anthropic_text(raw)
-        if text is None:
+        raw = await self.client.messages.create(
+            model=self.s.model,
+            messages=messages,  # type: ignore[arg-type]  # Anthropic-style dicts from _to_anthropic
+            **kw,
+        )
+        content = _anthropic_text(raw)
+        if content is None:
             raise _BadResponse("response has no content")
-        return _Outcome(text, None, _anthropic_usage(raw))
+        return _Outcome(content, None, _anthropic_usage(raw))
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -935,7 +959,7 @@ class _LocalBackend(_Backend):
 
     def _run(self, prep: _Prepared) -> _Outcome:
         llm = _load_llama(self.path, self.chat_format, self.s)
-        schema = prep.schema["schema"] if prep.structured else None
+        schema = prep.schema["schema"] if prep.structured and prep.schema else None
         kw: dict[str, Any] = dict(self.s.extra_params)
         kw["max_tokens"] = prep.max_tokens
         kw["temperature"] = prep.temperature if prep.temperature is not None else 0.0
@@ -972,7 +996,7 @@ class _LocalBackend(_Backend):
                     kind="IncompleteOutput",
                 )
             try:
-                parsed = prep.req.response_model.model_validate_json(text)
+                parsed = prep.response_model.model_validate_json(text)
             except ValueError as exc:
                 if not prep.temperature:
                     raise _Permanent(str(exc), kind="ValidationError") from None
@@ -1114,7 +1138,7 @@ class LLMClient:
         p.structured = req.response_model is not None and s.structured_mode != "text"
         schema_json = None
         p.schema = None
-        if p.structured:
+        if p.structured and req.response_model is not None:
             p.schema, schema_json = _schema_info(req.response_model)
         params: dict[str, Any] = {"max_tokens": p.max_tokens, "temperature": p.temperature}
         if req.stop:
@@ -1309,7 +1333,7 @@ class _Run:
         parsed = None
         if p.structured:
             try:
-                parsed = p.req.response_model.model_validate(rec.parsed_json)
+                parsed = p.response_model.model_validate(rec.parsed_json)
             except Exception:
                 # Validators changed while the schema did not: treat as a miss, re-call.
                 log.info("cached call %s no longer validates; calling again", p.key[:12])
@@ -1402,7 +1426,7 @@ class _Run:
             if p.structured and outcome.parsed_json is not None:
                 parsed = outcome.parsed  # validated by the backend already
                 if parsed is None:
-                    parsed = p.req.response_model.model_validate(outcome.parsed_json)
+                    parsed = p.response_model.model_validate(outcome.parsed_json)
             c._count(p.req.purpose, "made", rec.usage, rec.cost_usd)
             return CallResult(
                 call_id=p.key,

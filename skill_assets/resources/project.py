@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from skill_assets.resources.embedder import Embedder
+from skill_assets.resources.embedder import CountingEmbedder, Embedder
 from skill_assets.resources.vector_store import SkillVectorStore
 
 
@@ -29,7 +29,7 @@ class ProjectResource(ConfigurableResource):
 
         return load_project(self.project_dir)
 
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Embedder | CountingEmbedder:
         """The registry's embedder (audited when ``SKILL_SLICES_EMBED_AUDIT`` names a file)."""
         from skill_assets.resources.embedder import project_embedder
 
