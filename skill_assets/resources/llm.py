@@ -703,18 +703,9 @@ class _OpenAIBackend(_Backend):
         messages = _openai_messages(prep.msgs)
         kw = self._kwargs(prep)
         if prep.structured:
-            model = prep.response_model
-            parsed, raw = await self._ic().chat.completions.create_with_completion(
-                model=self.s.model,
-                messages=messages,
-                response_model=_instructor_model(model),
-                max_retries=0,
-                **kw,
-            )
-            parsed_json = _dump_parsed(parsed)
-            text = _openai_text(raw) or json.dumps(parsed_json)
-            return _Outcome(
-                text, parsed_json, _openai_usage(raw), _as_model(parsed, model, parsed_json)
+            create = self._ic().chat.completions.create_with_completion
+            return await _structured(
+                create, self.s.model, messages, prep, kw, _openai_text, _openai_usage
             )
         raw = await self.client.chat.completions.create(
             model=self.s.model,
@@ -730,6 +721,23 @@ class _OpenAIBackend(_Backend):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+async def _structured(create, model: str, messages, prep: _Prepared, kw, text_of, usage_of):
+    """One structured call through instructor's `create_with_completion` (either SDK)."""
+    response_model = prep.response_model
+    parsed, raw = await create(
+        model=model,
+        messages=messages,
+        response_model=_instructor_model(response_model),
+        max_retries=0,
+        **kw,
+    )
+    parsed_json = _dump_parsed(parsed)
+    text = text_of(raw) or json.dumps(parsed_json)
+    return _Outcome(
+        text, parsed_json, usage_of(raw), _as_model(parsed, response_model, parsed_json)
+    )
 
 
 def _openai_text(raw: Any) -> str | None:
@@ -791,18 +799,9 @@ class _AnthropicBackend(_Backend):
         if system:
             kw["system"] = system
         if prep.structured:
-            model = prep.response_model
-            parsed, raw = await self._ic().messages.create_with_completion(
-                model=self.s.model,
-                messages=messages,
-                response_model=_instructor_model(model),
-                max_retries=0,
-                **kw,
-            )
-            parsed_json = _dump_parsed(parsed)
-            text = _anthropic_text(raw) or json.dumps(parsed_json)
-            return _Outcome(
-                text, parsed_json, _anthropic_usage(raw), _as_model(parsed, model, parsed_json)
+            create = self._ic().messages.create_with_completion
+            return await _structured(
+                create, self.s.model, messages, prep, kw, _anthropic_text, _anthropic_usage
             )
         raw = await self.client.messages.create(
             model=self.s.model,
