@@ -396,8 +396,11 @@ def test_run_leaves_a_partition_to_a_run_launched_after_it_decided(tmp_path):
             asset_selection=frozenset({key}),
             status=DagsterRunStatus.STARTED,
         )
-        ids = _execute_wave(ui.defs, ui.instance, project, wave, "in_process", None)
+        left: list[dict] = []
+        ids = _execute_wave(ui.defs, ui.instance, project, wave, "in_process", None, left)
         assert len(ids) == 1  # bench|beta only
+        # the summary names what was left, and to which run
+        assert left == [{"job": "results_job", "partition": "bench|alpha", "run_id": held.run_id}]
         launched = ui.instance.get_run_by_id(ids[0])
         assert launched.tags["dagster/partition"] == "bench|beta"
         latest = ui.instance.get_latest_materialization_event(key)

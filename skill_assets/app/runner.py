@@ -186,9 +186,9 @@ def _in_progress(instance) -> list:
     )
 
 
-def _held_elsewhere(instance, part: str | None, names: list[str]) -> bool:
-    """True when a run in progress (UI, sensor, schedule, another `run`) targets
-    one of `names` on partition `part`. Checked just before each launch: the evaluation
+def _holding_run(instance, part: str | None, names: list[str]) -> str | None:
+    """The id of a run in progress (UI, sensor, schedule, another `run`) that targets
+    one of `names` on partition `part`, or None. Checked just before each launch: the evaluation
     that requested a wave may be minutes old when its last run starts."""
     # A queued run is not counted: the run queue's tag limit (one run per partition) keeps
     # it waiting while this one runs, and a queue nobody serves would stall `run`.
@@ -199,8 +199,8 @@ def _held_elsewhere(instance, part: str | None, names: list[str]) -> bool:
         if run.tags.get("dagster/partition") != part:
             continue
         if run.asset_selection is None or wanted & set(run.asset_selection):
-            return True
-    return False
+            return run.run_id
+    return None
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -256,6 +256,7 @@ def _run_locked(project: Project, progress: bool, log, executor: str) -> dict:
 
             bar = tqdm(desc="materializing", unit="run", leave=False)
         done: set[tuple[str, str | None]] = set()
+        left: list[dict] = []  # partitions another run took: named in the summary
         while True:
             # What this `run` already executed is not repeated in it (e.g. a partition whose
             # LLM calls failed again stays due for the next `run`).
@@ -277,11 +278,15 @@ def _run_locked(project: Project, progress: bool, log, executor: str) -> dict:
                 continue
             if bar:
                 bar.total = (bar.total or 0) + len(runs)
-            run_ids += _execute_wave(defs, instance, project, runs, executor, bar)
+            run_ids += _execute_wave(defs, instance, project, runs, executor, bar, left)
             done |= {(n, part) for _, part, names in runs for n in names}
         if bar:
             bar.close()
-        return run_summary(instance, project, run_ids, defs)
+        summary = run_summary(instance, project, run_ids, defs)
+        if left:
+            # If such a run fails, its partitions stay due: the next `run` takes them.
+            summary["held_elsewhere"] = left
+        return summary
     finally:
         instance.dispose()
 
@@ -292,17 +297,24 @@ def _run_tags(job: str, part: str | None) -> dict:
     return {SOURCE_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def _execute_wave(defs, instance, project, runs, executor: str, bar) -> list[str]:
-    """Execute the runs requested by one evaluation; each is a named job of the Definitions."""
+def _execute_wave(
+    defs, instance, project, runs, executor: str, bar, left: list[dict] | None = None
+) -> list[str]:
+    """Execute the runs requested by one evaluation; each is a named job of the Definitions.
+    A partition that another run took meanwhile is appended to `left` (job, partition and
+    that run's id) instead of being run."""
     if executor == "multiprocess":
         return _execute_multiprocess(instance, project, runs, bar)
     ids, causes = [], []
     for job, part, names in runs:
         if bar:
             bar.set_postfix_str(f"{job} {part or ''}"[:60])
-        if _held_elsewhere(instance, part, names):
+        holder = _holding_run(instance, part, names)
+        if holder is not None:
             # Launched by the daemon or the UI since Dagster decided: left to that run (the
             # next evaluation of `run` waits for it and asks again).
+            if left is not None:
+                left.append({"job": job, "partition": part, "run_id": holder})
             continue
         try:
             result = defs.resolve_job_def(job).execute_in_process(
