@@ -376,6 +376,8 @@ def parse_rationale_text(text: str | None) -> ParsedRationale:
 
 
 def _parse(text: str | None) -> ParsedRationale:
+    # One pass of one state machine over the lines: the current step, the field being read
+    # and the step numbering are shared by every branch, so it stays one function.
     result = ParsedRationale()
     if not text or not str(text).strip():
         result.notes.append("empty")

@@ -217,6 +217,7 @@ def parse_taxonomy(
 
     Raises `TaxonomyError` naming `source` and the path of the offending node.
     """
+    # One validation walk: each check names the node path it is at, which the walk holds.
     if version is None:
         version = _content_version(
             json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
@@ -899,6 +900,8 @@ def _annotate_one(
     men_rows: list[dict],
 ) -> None:
     """Score one instance's paths and append its rationale and mentions."""
+    # The scoring steps (image penalty, keywords, hints, domain prior, greedy diverse
+    # choice) read and write the same per-node arrays; they stay in order in one place.
     if sims is None:
         rat_rows.append(
             {

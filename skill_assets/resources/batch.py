@@ -356,6 +356,9 @@ def run_batch(
     left for the live path), ``batches`` (ids), ``cost_usd``, ``input_tokens``,
     ``output_tokens`` (of the answers stored, at batch prices).
     """
+    # Long because its stages (prepare, resume recorded batches, submit, poll, collect) run
+    # in order over one API handle, one stats record and the state files, with one error
+    # boundary (the provider's failures become one BatchError naming how to resume).
     s = client.settings
     if s.provider not in BATCH_PROVIDERS:
         raise BatchConfigError(
