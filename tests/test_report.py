@@ -297,3 +297,23 @@ def test_insights_command_prints_n_ci_p_q(project_with_assets):
     ins.write_parquet(project.assets_dir / "skill_insights.parquet")
     out = runner.invoke(main, ["insights", "--project", str(project.root), "--all", "--top", "3"])
     assert out.exit_code == 0, out.output
+
+
+def test_report_escapes_strings_from_the_data(project_with_assets):
+    project, inputs = project_with_assets
+    evil = "<img src=x onerror=alert(1)>&"
+    rename = pl.when(pl.col("model") == "alpha").then(pl.lit(evil)).otherwise(pl.col("model"))
+    doc = build_report(
+        project,
+        {
+            **inputs,
+            "skill_insights": inputs["skill_insights"].with_columns(pl.lit(evil).alias("name")),
+            "slice_accuracy": inputs["slice_accuracy"].with_columns(rename.alias("model")),
+            "routing_evaluation": inputs["routing_evaluation"].with_columns(
+                pl.lit(evil).alias("router")
+            ),
+        },
+    )
+    assert "<img src=x" not in doc
+    assert doc.count("&lt;img src=x onerror=alert(1)&gt;&amp;") > 3
+    assert "<h3 id='model-img-src-x-onerror-alert-1'>&lt;img" in doc
