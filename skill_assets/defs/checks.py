@@ -3,6 +3,7 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
+from skill_assets.core.store import read_asset
 from skill_assets.defs.assets import (
     annotate,
     benchmark_instances,
@@ -23,10 +24,8 @@ def _materialized(
     that adds several benchmarks writes them one at a time, and the IO manager would
     fail on partitions that do not exist yet.
     """
-    folder = project.project.assets_dir / asset
-    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    frames = [pl.read_parquet(f, columns=columns) for f in files]
-    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+    df = read_asset(project.project, asset, columns)
+    return pl.DataFrame() if df is None else df
 
 
 # A check runs with every run that materializes its asset, whichever path launched it.

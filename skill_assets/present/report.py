@@ -4,11 +4,10 @@ The markup is the Jinja2 template ``templates/report.html.j2`` (autoescaped); th
 formats the values it shows.
 
 The report reads the materialized assets of a project (``slice_accuracy``,
-``skill_insights``, ``routing_evaluation``, ``skill_slices``, the partitions of
-``model_results`` and ``benchmark_instances``) and recomputes the model
-evolution and the dataset view from them with the same pure functions as the
-``model_evolution`` / ``dataset_view`` assets, so every section describes the
-same run. Nothing is fetched: no script, font or stylesheet leaves the file.
+``skill_insights``, ``routing_evaluation``, ``model_evolution``, ``dataset_view``, the
+partitions of ``model_results``) through ``core.store.read_asset`` and recomputes none of
+them, so every section describes the same run. Nothing is fetched: no script, font or
+stylesheet leaves the file.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import polars as pl
 from skill_assets.analysis.insights import ranked_findings
 from skill_assets.core import atomic
 from skill_assets.core.registry import Project, RegistryError
+from skill_assets.core.store import read_asset
 from skill_assets.present import plots
 
 FINDING_COLS = [
@@ -223,28 +223,26 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
-def _partitions(project: Project, asset: str) -> pl.DataFrame | None:
-    folder = project.assets_dir / asset
-    files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
-    if not files:
-        return None
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-
-
 def load_inputs(project: Project) -> dict[str, pl.DataFrame | None]:
-    """The materialized assets a report needs, restricted to the registry's benchmarks/models."""
-    from skill_assets.core.store import read_asset
-
+    """The materialized assets a report needs; results and instances restricted to the
+    registry's benchmarks/models."""
     out: dict[str, pl.DataFrame | None] = {
         name: read_asset(project, name)
-        for name in ("slice_accuracy", "skill_insights", "routing_evaluation", "skill_slices")
+        for name in (
+            "slice_accuracy",
+            "skill_insights",
+            "routing_evaluation",
+            "skill_slices",
+            "model_evolution",
+            "dataset_view",
+        )
     }
     benches = [b.name for b in project.registry.benchmarks]
     models = [m.name for m in project.registry.models]
-    results = _partitions(project, "model_results")
+    results = read_asset(project, "model_results")
     if results is not None:
         results = results.filter(pl.col("benchmark").is_in(benches) & pl.col("model").is_in(models))
-    instances = _partitions(project, "benchmark_instances")
+    instances = read_asset(project, "benchmark_instances")
     if instances is not None:
         instances = instances.filter(pl.col("benchmark").is_in(benches))
     out["model_results"] = results
@@ -255,12 +253,10 @@ def load_inputs(project: Project) -> dict[str, pl.DataFrame | None]:
 def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> str:
     """The report as one HTML string (images inlined as data: URIs)."""
     from skill_assets.analysis.accuracy import overall_accuracy
-    from skill_assets.analysis.evolution import dataset_view, model_evolution
 
     acc, ins, ev = inputs["slice_accuracy"], inputs["skill_insights"], inputs["routing_evaluation"]
     assert acc is not None and ins is not None and ev is not None  # write_report checks
-    slices, results = inputs.get("skill_slices"), inputs.get("model_results")
-    instances = inputs.get("benchmark_instances")
+    results = inputs.get("model_results")
     reg = project.registry
     min_size = reg.insights.min_n or reg.slices.min_slice_size
     q_level = reg.insights.q_level
@@ -311,11 +307,7 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
 
     evolution: dict[str, Any] | None = None
     if reg.compare:
-        evo = (
-            model_evolution(results, slices, reg.compare, min_size, q_level)
-            if results is not None and slices is not None
-            else None
-        )
+        evo = inputs.get("model_evolution")
         evolution = {"figure": None, "pairs": []}
         if evo is not None and evo.height:
             evolution["figure"] = _img(
@@ -328,36 +320,35 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
             ]
 
     dataset: dict[str, Any] | None = None
-    if results is not None and slices is not None:
-        view = dataset_view(results, slices, instances)
-        if view.height:
-            by_bench = view.filter(pl.col("view") == "accuracy_by_benchmark")
-            dataset = {
-                "figure": _img(plots.dataset_plot(view), "dataset view"),
-                "mix": _table(
-                    view.filter(pl.col("view") == "benchmark_mix"),
-                    ["benchmark", "name", "n", "share_of_benchmark", "share_of_skill"],
-                    100,
-                ),
-                "by_skill": _table(
-                    view.filter(pl.col("view") == "accuracy_by_skill"),
-                    [
-                        "model",
-                        "name",
-                        "n",
-                        "weight",
-                        "accuracy",
-                        "contribution",
-                        "other_contribution",
-                    ],
-                    100,
-                ),
-                "by_benchmark": _table(
-                    by_bench, ["model", "name", "n", "weight", "accuracy", "contribution"], 100
-                )
-                if by_bench["name"].n_unique() > 1
-                else None,
-            }
+    view = inputs.get("dataset_view")
+    if view is not None and view.height:
+        by_bench = view.filter(pl.col("view") == "accuracy_by_benchmark")
+        dataset = {
+            "figure": _img(plots.dataset_plot(view), "dataset view"),
+            "mix": _table(
+                view.filter(pl.col("view") == "benchmark_mix"),
+                ["benchmark", "name", "n", "share_of_benchmark", "share_of_skill"],
+                100,
+            ),
+            "by_skill": _table(
+                view.filter(pl.col("view") == "accuracy_by_skill"),
+                [
+                    "model",
+                    "name",
+                    "n",
+                    "weight",
+                    "accuracy",
+                    "contribution",
+                    "other_contribution",
+                ],
+                100,
+            ),
+            "by_benchmark": _table(
+                by_bench, ["model", "name", "n", "weight", "accuracy", "contribution"], 100
+            )
+            if by_bench["name"].n_unique() > 1
+            else None,
+        }
 
     routing = {
         "figure": _img(plots.routing_bars(ev), "routing: held-out accuracy (leave-one-out)"),
