@@ -296,12 +296,6 @@ def similarity_graph(
     return _cap_degree(*_search(_unit(vectors), threshold, exact, seed), k)
 
 
-def knn_graph(vectors: np.ndarray, k: int = 10, threshold: float = 0.9):
-    """Edges (i, j) with cosine ≥ threshold, at most k strongest per name."""
-    i, j, _ = similarity_graph(vectors, threshold, k)
-    return i, j
-
-
 # ---------------------------------------------------------------------------
 # One round of clustering
 # ---------------------------------------------------------------------------
