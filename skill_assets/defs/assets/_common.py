@@ -2,6 +2,7 @@
 content-hash data version, Markdown previews, partition concatenation, LLM metadata."""
 
 import hashlib
+from typing import Any
 
 import polars as pl
 from dagster import DataVersion, MetadataValue, Output, asset
@@ -57,7 +58,7 @@ def output(df: pl.DataFrame, output_name: str | None = None, **metadata) -> Outp
     when an input's content changed (a re-run that reproduces the same frame leaves its
     dependants fresh; a weekly live re-evaluation with new answers does not)."""
     meta = {"rows": df.height, "preview": preview(df), **metadata}
-    kwargs = {"output_name": output_name} if output_name else {}
+    kwargs: dict[str, Any] = {"output_name": output_name} if output_name else {}
     return Output(df, data_version=content_version(df), metadata=meta, **kwargs)
 
 

@@ -109,7 +109,7 @@ def model_results(
             path, model, keys["benchmark"], benchmark_instances, entry.format, entry.options
         )
     df = conform(df, RESULTS)
-    acc = float(df["correct"].mean()) if df.height else None
+    acc = float(df.select(pl.col("correct").mean()).item()) if df.height else None
     return output(
         df,
         accuracy=acc,
