@@ -26,6 +26,7 @@ from skill_assets.present.report import (
     build_report,
     findings_markdown,
     findings_records,
+    load_inputs,
     write_report,
 )
 
@@ -102,6 +103,10 @@ def _tables(root: Path):
         "skill_slices": slices,
         "model_results": results,
         "benchmark_instances": instances,
+        "model_evolution": model_evolution(
+            results, slices, reg.compare, reg.slices.min_slice_size, reg.insights.q_level
+        ),
+        "dataset_view": dataset_view(results, slices, instances),
     }
     return project, inputs
 
@@ -120,7 +125,14 @@ def project_with_assets(tmp_path):
     assets = project.assets_dir
     (assets / "model_results" / "bench").mkdir(parents=True)
     (assets / "benchmark_instances").mkdir(parents=True)
-    for name in ("slice_accuracy", "skill_insights", "routing_evaluation", "skill_slices"):
+    for name in (
+        "slice_accuracy",
+        "skill_insights",
+        "routing_evaluation",
+        "skill_slices",
+        "model_evolution",
+        "dataset_view",
+    ):
         inputs[name].write_parquet(assets / f"{name}.parquet")
     for (m,), df in inputs["model_results"].group_by(["model"]):
         df.write_parquet(assets / "model_results" / "bench" / f"{m}.parquet")
@@ -297,3 +309,34 @@ def test_insights_command_prints_n_ci_p_q(project_with_assets):
     ins.write_parquet(project.assets_dir / "skill_insights.parquet")
     out = runner.invoke(main, ["insights", "--project", str(project.root), "--all", "--top", "3"])
     assert out.exit_code == 0, out.output
+
+
+def test_report_escapes_strings_from_the_data(project_with_assets):
+    project, inputs = project_with_assets
+    evil = "<img src=x onerror=alert(1)>&"
+    rename = pl.when(pl.col("model") == "alpha").then(pl.lit(evil)).otherwise(pl.col("model"))
+    doc = build_report(
+        project,
+        {
+            **inputs,
+            "skill_insights": inputs["skill_insights"].with_columns(pl.lit(evil).alias("name")),
+            "slice_accuracy": inputs["slice_accuracy"].with_columns(rename.alias("model")),
+            "routing_evaluation": inputs["routing_evaluation"].with_columns(
+                pl.lit(evil).alias("router")
+            ),
+        },
+    )
+    assert "<img src=x" not in doc
+    assert doc.count("&lt;img src=x onerror=alert(1)&gt;&amp;") > 3
+    assert "<h3 id='model-img-src-x-onerror-alert-1'>&lt;img" in doc
+
+
+def test_report_shows_the_stored_evolution_and_dataset_view(project_with_assets):
+    """The report reads model_evolution and dataset_view as materialized, never recomputes."""
+    project, inputs = project_with_assets
+    (project.assets_dir / "dataset_view.parquet").unlink()
+    stored = inputs["model_evolution"].with_columns(pl.lit("as-stored").alias("name"))
+    stored.write_parquet(project.assets_dir / "model_evolution.parquet")
+    doc = build_report(project, load_inputs(project))
+    assert "id='dataset-view'" not in doc and "id='model-evolution'" in doc
+    assert doc.count("<td>as-stored</td>") == min(stored.height, 20)

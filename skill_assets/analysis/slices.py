@@ -33,6 +33,7 @@ import tempfile
 import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -242,7 +243,9 @@ def _pairs_cells(v: np.ndarray, threshold: float, seed: int, block: int = 4096):
     return lo[first], hi[first], w[first]
 
 
-def _search(v: np.ndarray, threshold: float, exact: bool | None, seed: int):
+def _search(
+    v: np.ndarray, threshold: float, exact: bool | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs i < j at cosine ≥ threshold (exact or cells), in (i, j) order."""
     n = v.shape[0]
     if n < 2:
@@ -293,13 +296,8 @@ def similarity_graph(
     within the PROBES nearest k-means cells of each row (see docs/performance.md
     for the measured recall). Deterministic for the same input and seed.
     """
-    return _cap_degree(*_search(_unit(vectors), threshold, exact, seed), k)
-
-
-def knn_graph(vectors: np.ndarray, k: int = 10, threshold: float = 0.9):
-    """Edges (i, j) with cosine ≥ threshold, at most k strongest per name."""
-    i, j, _ = similarity_graph(vectors, threshold, k)
-    return i, j
+    i, j, w = _search(_unit(vectors), threshold, exact, seed)
+    return _cap_degree(i, j, w, k)
 
 
 # ---------------------------------------------------------------------------
@@ -578,6 +576,10 @@ def canonical_names(mentions: pl.DataFrame) -> set[tuple[int, str]]:
     )
 
 
+def _skill_id(level: int, cluster_name: str) -> str:
+    return f"L{level}-" + stable_hash(level, cluster_name)[:10]
+
+
 def build_slices(
     mentions: pl.DataFrame,
     name_vectors: dict[str, np.ndarray],
@@ -597,7 +599,7 @@ def build_slices(
     """
     names = distinct_names(mentions)
     canonical = canonical_names(mentions)
-    mapping = []
+    per_level = []
     for level in sorted(names["level"].unique().to_list()):
         lv = names.filter(pl.col("level") == level)
         is_canon = pl.Series([(level, x) in canonical for x in lv["skill_name"]])
@@ -619,20 +621,17 @@ def build_slices(
                 )
             )
         cl = pl.concat(parts)
-        mapping.append(
+        per_level.append(
             cl.with_columns(
                 pl.lit(level, dtype=pl.Int64).alias("level"),
                 pl.col("cluster_name")
-                .map_elements(
-                    lambda s, lvl=level: f"L{lvl}-" + stable_hash(lvl, s)[:10],
-                    return_dtype=pl.String,
-                )
+                .map_elements(partial(_skill_id, level), return_dtype=pl.String)
                 .alias("skill_id"),
             )
         )
     mapping = (
-        pl.concat(mapping)
-        if mapping
+        pl.concat(per_level)
+        if per_level
         else pl.DataFrame(
             schema={
                 "name": pl.String,

@@ -255,6 +255,7 @@ def evaluate(project_dir: str, model_name: str) -> None:
                 bar.update(done - last[0])
                 last[0] = done
 
+            # model_results calls this per partition; here: one file for all benchmarks, no partial
             res, fails, run_stats = run_live_evaluation(
                 df,
                 entry,

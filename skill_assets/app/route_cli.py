@@ -14,6 +14,7 @@ import polars as pl
 
 from skill_assets.core.registry import Project, RegistryError
 from skill_assets.core.schemas import INSTANCES, conform
+from skill_assets.core.store import read_asset
 
 # Fields of a question row that are not metadata.
 _CORE = ("id", "instance_id", "question", "options", "answer")
@@ -48,13 +49,12 @@ def _load(project: Project):
     from skill_assets.routing.policy import load_policy
 
     policy_path = project.state_dir / "routing_policy.json"
-    slices_path = project.assets_dir / "skill_slices.parquet"
-    if not policy_path.exists() or not slices_path.exists():
+    slices = read_asset(project, "skill_slices", ["skill_id", "level", "member_names"])
+    if not policy_path.exists() or slices is None:
         raise RegistryError(f"{project.root}: no routing policy yet; run `skill-slices run` first")
     policy = load_policy(policy_path)
     members = (
-        pl.read_parquet(slices_path, columns=["skill_id", "level", "member_names"])
-        .explode("member_names")
+        slices.explode("member_names")
         .rename({"member_names": "skill_name"})
         .drop_nulls("skill_name")
     )

@@ -14,11 +14,13 @@ import os
 import socket
 
 from dagster import (
+    AddDynamicPartitionsRequest,
     AssetSelection,
     AutomationConditionSensorDefinition,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    DeleteDynamicPartitionsRequest,
     RunRequest,
     RunsFilter,
     ScheduleEvaluationContext,
@@ -81,9 +83,11 @@ PID_TAG = "skill_slices/pid"
 HOST_TAG = "skill_slices/host"
 
 
-def sync_partitions_requests(instance, project) -> list:
+def sync_partitions_requests(
+    instance, project
+) -> list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]:
     """Dynamic-partition add/delete requests that make the partitions the registry's."""
-    requests = []
+    requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = []
     for pdef, wanted in (
         (benchmark_partitions, [b.name for b in project.registry.benchmarks]),
         (model_partitions, [m.name for m in project.registry.models]),

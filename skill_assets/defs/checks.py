@@ -1,15 +1,11 @@
-"""Asset checks: invariants that must hold, and quality bars that warn."""
+"""Asset checks: invariants that must hold, and quality bars that warn.
+
+Checks name their assets by key, so this module does not import the assets."""
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
-from skill_assets.defs.assets import (
-    annotate,
-    benchmark_instances,
-    routing_evaluation,
-    skill_slices,
-    skill_verification,
-)
+from skill_assets.core.store import read_asset
 from skill_assets.defs.conditions import check_condition
 from skill_assets.resources.project import ProjectResource
 
@@ -23,17 +19,15 @@ def _materialized(
     that adds several benchmarks writes them one at a time, and the IO manager would
     fail on partitions that do not exist yet.
     """
-    folder = project.project.assets_dir / asset
-    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    frames = [pl.read_parquet(f, columns=columns) for f in files]
-    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+    df = read_asset(project.project, asset, columns)
+    return pl.DataFrame() if df is None else df
 
 
 # A check runs with every run that materializes its asset, whichever path launched it.
 CHECK = check_condition()
 
 
-@asset_check(asset=benchmark_instances, blocking=True, automation_condition=CHECK)
+@asset_check(asset=AssetKey("benchmark_instances"), blocking=True, automation_condition=CHECK)
 def instance_ids_unique(project: ProjectResource) -> AssetCheckResult:
     """No two instances share a uid."""
     df = _materialized(project, "benchmark_instances")
@@ -41,7 +35,7 @@ def instance_ids_unique(project: ProjectResource) -> AssetCheckResult:
     return AssetCheckResult(passed=dup == 0, metadata={"duplicates": dup})
 
 
-@asset_check(asset=annotate.keys_by_output_name["rationales"], automation_condition=CHECK)
+@asset_check(asset=AssetKey("rationales"), automation_condition=CHECK)
 def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
     """At least 95% of instances got a usable rationale (warns below)."""
     rationales = _materialized(project, "rationales")
@@ -56,7 +50,7 @@ def rationale_parse_rate(project: ProjectResource) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=skill_slices, automation_condition=CHECK)
+@asset_check(asset=AssetKey("skill_slices"), automation_condition=CHECK)
 def cluster_names_deduplicated(
     project: ProjectResource, skill_slices: pl.DataFrame
 ) -> AssetCheckResult:
@@ -99,7 +93,7 @@ def cluster_names_deduplicated(
     )
 
 
-@asset_check(asset=routing_evaluation, automation_condition=CHECK)
+@asset_check(asset=AssetKey("routing_evaluation"), automation_condition=CHECK)
 def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckResult:
     """The skill policy (leave-one-out) is at least as accurate as the best single model."""
     loo = routing_evaluation.filter(pl.col("scheme") == "loo")
@@ -113,7 +107,7 @@ def routing_beats_best_single(routing_evaluation: pl.DataFrame) -> AssetCheckRes
     )
 
 
-@asset_check(asset=skill_verification, automation_condition=CHECK)
+@asset_check(asset=AssetKey("skill_verification"), automation_condition=CHECK)
 def listed_skills_relevant(
     project: ProjectResource, skill_verification: pl.DataFrame
 ) -> AssetCheckResult:

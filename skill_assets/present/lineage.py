@@ -7,14 +7,14 @@ import json
 import polars as pl
 
 from skill_assets.core.registry import Project, RegistryError
+from skill_assets.core.store import read_asset
 
 
 def _read_partitions(project: Project, asset: str) -> pl.DataFrame:
-    folder = project.assets_dir / asset
-    files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
-    if not files:
+    df = read_asset(project, asset)
+    if df is None:
         raise RegistryError(f"{project.root}: asset {asset!r} not materialized; run first")
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    return df
 
 
 FINDING_KEYS = (
@@ -86,8 +86,6 @@ def explain(project: Project, insight_id: str, sample: int = 5) -> dict:
     finding's models disagree first, each with every model's answer
     (right / wrong / unparsed); ``instances_left_out`` counts the rest.
     """
-    from skill_assets.core.store import read_asset
-
     insights = read_asset(project, "skill_insights")
     slices = read_asset(project, "skill_slices")
     if insights is None or slices is None:

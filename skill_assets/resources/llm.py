@@ -1453,39 +1453,3 @@ class _Run:
             self.c.cache.put(rec, replace=replace)
         except Exception as exc:  # a full disk must not lose the answer in hand
             log.error("could not write call %s to the cache: %s", rec.call_id[:12], exc)
-
-
-# ----------------------------------------------------------------------------------------------
-# progress helpers
-# ----------------------------------------------------------------------------------------------
-def progress_logger(
-    log_fn: Callable[[str], None], label: str = "LLM calls", every_s: float = 5.0
-) -> ProgressFn:
-    """A progress callback that writes a line at most every ``every_s`` seconds and at the end
-    (e.g. ``progress_logger(context.log.info, "annotate mmlu")`` in a Dagster asset)."""
-    state = {"last": 0.0}
-
-    def _progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done == total or now - state["last"] >= every_s:
-            state["last"] = now
-            log_fn(f"{label}: {done}/{total}")
-
-    return _progress
-
-
-def tqdm_progress(desc: str = "LLM calls", **kwargs: Any) -> ProgressFn:
-    """A progress callback driving a tqdm bar (closed when done == total)."""
-    from tqdm import tqdm
-
-    bar: dict[str, Any] = {}
-
-    def _progress(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=desc, **kwargs)
-        b = bar["bar"]
-        b.update(done - b.n)
-        if done == total:
-            b.close()
-
-    return _progress
