@@ -22,7 +22,7 @@ from skill_assets.core.schemas import RESULTS, conform
 from skill_assets.defs.conditions import sync_condition
 from skill_assets.defs.partitions import benchmark_model_partitions, benchmark_partitions
 from skill_assets.defs.sources import benchmark_file, results_file, skills_source
-from skill_assets.ingest.importers import load_results
+from skill_assets.ingest.importers import format_key, load_results
 from skill_assets.ingest.instances import load_benchmark
 from skill_assets.present.safe_markdown import md_code, md_text, safe_md
 from skill_assets.resources.project import ProjectResource
@@ -191,7 +191,13 @@ def model_results(
         }
     else:
         df = load_results(
-            path, model, keys["benchmark"], benchmark_instances, entry.format, entry.options
+            path,
+            model,
+            keys["benchmark"],
+            benchmark_instances,
+            entry.format,
+            entry.options,
+            format_key(proj, "models", model),
         )
     df = conform(df, RESULTS)
     acc = float(df["correct"].mean()) if df.height else None
