@@ -339,7 +339,7 @@ def _export_helm(by_bench, instances, model, out: Path) -> Path:
                 "id": r["instance_id"],
             }
             completion = r["response"] if r["response"] is not None else ""
-            state = {
+            state: dict[str, Any] = {
                 "instance": instance,
                 "train_trial_index": 0,
                 "request": {

@@ -82,7 +82,7 @@ def check_images(df: pl.DataFrame, root: Path, source: Path, fmt: str | None) ->
     if "image" not in df.columns or df["image"].null_count() == df.height:
         return df
     base = source.parent if source.is_file() else source
-    out = []
+    out: list[str | None] = []
     for i, (iid, image) in enumerate(zip(df["instance_id"], df["image"], strict=True)):
         if not image:
             out.append(None)

@@ -203,6 +203,7 @@ def _helm_stats(stats_path: Path) -> list[_Stats]:
 def _helm_metric(stats_path: Path, parsed: list[_Stats], opts: ImportOptions) -> tuple[str, Any]:
     """(metric, split) to import: the options' or the defaults (see the module docstring)."""
     splits = {k[1] for _, _, vals in parsed for k in vals}
+    split: str | None
     if opts.split is not None:
         if opts.split not in splits:
             raise RegistryError(
@@ -363,7 +364,7 @@ def _helm_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[Ins
                 f"{run.folder}: no scenario_state.json (HELM writes the questions there)"
             )
         spec, states = _helm_states(run)
-        method = spec.get("method") if isinstance(spec.get("method"), str) else ""
+        method = spec["method"] if isinstance(spec.get("method"), str) else ""
         items: dict[str, InstanceRow] = {}
         for where, rs in sorted(states, key=lambda t: _trial_of(t[1])):
             inst = _helm_instance(rs, where)

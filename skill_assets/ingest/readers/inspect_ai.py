@@ -117,7 +117,9 @@ def _read_member(zf: zipfile.ZipFile, name: str) -> bytes:
     raw_info = copy.copy(info)
     raw_info.compress_type = zipfile.ZIP_STORED  # read the compressed bytes as they are
     raw_info.file_size = info.compress_size
-    raw_info.CRC = None  # the CRC is of the decompressed bytes: checked below
+    # the CRC is of the decompressed bytes: checked below (None skips zipfile's check; the
+    # stubs type the attribute int only)
+    raw_info.CRC = None  # type: ignore[assignment]
     with zf.open(raw_info) as fh:
         raw = fh.read()
     with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
@@ -338,7 +340,7 @@ def _inspect_scorer(log: _InspectLog, opts: ImportOptions) -> str:
         return opts.scorer
     results = log.header.get("results")
     if isinstance(results, dict) and isinstance(results.get("scores"), list):
-        present = set()
+        present: set[str] = set()
         for where, s in log.samples:
             sc = _sample_scores(s, where)
             if sc:

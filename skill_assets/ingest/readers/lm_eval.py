@@ -391,8 +391,9 @@ def _lm_eval_align(rows: list[_DocRow], instances: pl.DataFrame, benchmark: str)
         )
         return remapped
     r = bad[0]
-    doc_q = next((v for k, v in r.doc.items() if k in QUESTION_FIELDS and isinstance(v, str)), None)
-    doc_q = doc_q or next((v for v in r.doc.values() if isinstance(v, str)), "")
+    doc = r.doc or {}
+    doc_q = next((v for k, v in doc.items() if k in QUESTION_FIELDS and isinstance(v, str)), None)
+    doc_q = doc_q or next((v for v in doc.values() if isinstance(v, str)), "")
     raise RegistryError(
         f"{r.where}: doc_id {r.instance_id} is not benchmark {benchmark!r}'s instance "
         f"{r.instance_id!r} (doc says {short(doc_q)}, the benchmark {short(qmap[r.instance_id])}; "
