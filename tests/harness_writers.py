@@ -180,61 +180,64 @@ def _inspect_score(correct: float) -> Any:
     return {1.0: "C", 0.0: "I"}.get(float(correct), float(correct))
 
 
+def _inspect_sample(r: dict, model: str) -> dict[str, Any]:
+    """One Inspect sample as the log stores it."""
+    msg = {"role": "user", "content": r["question"], "source": "input"}
+    completion = r["response"] if r["response"] is not None else ""
+    score: dict[str, Any] = {"value": _inspect_score(r["correct"])}
+    if r["parsed_answer"] is not None:
+        score["answer"] = r["parsed_answer"]
+    sample: dict[str, Any] = {
+        "id": r["instance_id"],
+        "epoch": 1,
+        "input": r["question"],
+        "target": r["answer"],
+        "messages": [
+            msg,
+            {"role": "assistant", "content": completion, "source": "generate", "model": model},
+        ],
+        "output": {
+            "model": model,
+            "choices": [
+                {
+                    "message": {
+                        "role": "assistant",
+                        "content": completion,
+                        "source": "generate",
+                    },
+                    "stop_reason": "stop",
+                }
+            ],
+            "completion": completion,
+        },
+        "scores": {"match": score},
+        "metadata": json.loads(r["metadata"] or "{}"),
+        "store": {},
+        "events": [],
+        "model_usage": {},
+        "attachments": {},
+    }
+    if r["options"] is not None:
+        sample["choices"] = list(r["options"])
+    if r["cost_usd"] is not None:
+        sample["model_usage"] = {
+            model: {
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "total_tokens": 0,
+                "total_cost": r["cost_usd"],
+            }
+        }
+    if r["latency_s"] is not None:
+        sample["total_time"] = r["latency_s"]
+    return sample
+
+
 def _inspect_log(
     bench: str, rows: list[dict], model: str, stamp: datetime
 ) -> tuple[dict, list[dict]]:
     created = stamp.isoformat()
-    samples = []
-    for r in rows:
-        msg = {"role": "user", "content": r["question"], "source": "input"}
-        completion = r["response"] if r["response"] is not None else ""
-        score: dict[str, Any] = {"value": _inspect_score(r["correct"])}
-        if r["parsed_answer"] is not None:
-            score["answer"] = r["parsed_answer"]
-        sample: dict[str, Any] = {
-            "id": r["instance_id"],
-            "epoch": 1,
-            "input": r["question"],
-            "target": r["answer"],
-            "messages": [
-                msg,
-                {"role": "assistant", "content": completion, "source": "generate", "model": model},
-            ],
-            "output": {
-                "model": model,
-                "choices": [
-                    {
-                        "message": {
-                            "role": "assistant",
-                            "content": completion,
-                            "source": "generate",
-                        },
-                        "stop_reason": "stop",
-                    }
-                ],
-                "completion": completion,
-            },
-            "scores": {"match": score},
-            "metadata": json.loads(r["metadata"] or "{}"),
-            "store": {},
-            "events": [],
-            "model_usage": {},
-            "attachments": {},
-        }
-        if r["options"] is not None:
-            sample["choices"] = list(r["options"])
-        if r["cost_usd"] is not None:
-            sample["model_usage"] = {
-                model: {
-                    "input_tokens": 0,
-                    "output_tokens": 0,
-                    "total_tokens": 0,
-                    "total_cost": r["cost_usd"],
-                }
-            }
-        if r["latency_s"] is not None:
-            sample["total_time"] = r["latency_s"]
-        samples.append(sample)
+    samples = [_inspect_sample(r, model) for r in rows]
     acc = sum(float(r["correct"]) for r in rows) / len(rows)
     header = {
         "version": 2,
@@ -311,6 +314,88 @@ def _export_inspect(by_bench, instances, model, out: Path, stamp: datetime) -> P
     return out
 
 
+def _helm_state(r: dict, model: str) -> dict[str, Any]:
+    """One request state (instance, request, completion) of a HELM run."""
+    options = list(r["options"]) if r["options"] is not None else None
+    if options:
+        letters = option_letters(len(options))
+        gold = answer_letter(str(r["answer"]), options, index_first=False)
+        refs = [
+            {"output": {"text": o}, "tags": ["correct"] if L == gold else []}
+            for L, o in zip(letters, options, strict=True)
+        ]
+        mapping = dict(zip(letters, options, strict=True))
+    else:
+        refs = [{"output": {"text": r["answer"]}, "tags": ["correct"]}]
+        mapping = None
+    instance = {
+        "input": {"text": r["question"]},
+        "references": refs,
+        "split": "test",
+        "id": r["instance_id"],
+    }
+    completion = r["response"] if r["response"] is not None else ""
+    state: dict[str, Any] = {
+        "instance": instance,
+        "train_trial_index": 0,
+        "request": {
+            "model": model,
+            "model_deployment": model,
+            "prompt": _prompt(r["question"], options),
+            "temperature": 0.0,
+            "num_completions": 1,
+            "max_tokens": 1 if options else 100,
+            "stop_sequences": ["\n"],
+        },
+        "result": {
+            "success": True,
+            "embedding": [],
+            "completions": [{"text": completion, "logprob": 0.0, "tokens": []}],
+            "cached": False,
+        },
+        "num_train_instances": 0,
+        "prompt_truncated": False,
+    }
+    if mapping is not None:
+        state["output_mapping"] = mapping
+    if r["latency_s"] is not None:
+        state["result"]["request_time"] = r["latency_s"]
+    return state
+
+
+def _helm_stats_entry(r: dict) -> dict[str, Any]:
+    """One PerInstanceStats entry: the result's exact_match on the test split."""
+    c = float(r["correct"])
+    return {
+        "instance_id": r["instance_id"],
+        "train_trial_index": 0,
+        "stats": [
+            {
+                "name": {"name": "exact_match", "split": "test"},
+                "count": 1,
+                "sum": c,
+                "sum_squared": c * c,
+                "min": c,
+                "max": c,
+                "mean": c,
+                "variance": 0.0,
+                "stddev": 0.0,
+            },
+            {
+                "name": {"name": "num_prompt_tokens", "split": "test"},
+                "count": 1,
+                "sum": 0,
+                "sum_squared": 0,
+                "min": 0,
+                "max": 0,
+                "mean": 0,
+                "variance": 0.0,
+                "stddev": 0.0,
+            },
+        ],
+    }
+
+
 def _export_helm(by_bench, instances, model, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     last = out
@@ -320,82 +405,8 @@ def _export_helm(by_bench, instances, model, out: Path) -> Path:
         run.mkdir(parents=True, exist_ok=True)
         states, stats = [], []
         for r in rows:
-            options = list(r["options"]) if r["options"] is not None else None
-            if options:
-                letters = option_letters(len(options))
-                gold = answer_letter(str(r["answer"]), options, index_first=False)
-                refs = [
-                    {"output": {"text": o}, "tags": ["correct"] if L == gold else []}
-                    for L, o in zip(letters, options, strict=True)
-                ]
-                mapping = dict(zip(letters, options, strict=True))
-            else:
-                refs = [{"output": {"text": r["answer"]}, "tags": ["correct"]}]
-                mapping = None
-            instance = {
-                "input": {"text": r["question"]},
-                "references": refs,
-                "split": "test",
-                "id": r["instance_id"],
-            }
-            completion = r["response"] if r["response"] is not None else ""
-            state: dict[str, Any] = {
-                "instance": instance,
-                "train_trial_index": 0,
-                "request": {
-                    "model": model,
-                    "model_deployment": model,
-                    "prompt": _prompt(r["question"], options),
-                    "temperature": 0.0,
-                    "num_completions": 1,
-                    "max_tokens": 1 if options else 100,
-                    "stop_sequences": ["\n"],
-                },
-                "result": {
-                    "success": True,
-                    "embedding": [],
-                    "completions": [{"text": completion, "logprob": 0.0, "tokens": []}],
-                    "cached": False,
-                },
-                "num_train_instances": 0,
-                "prompt_truncated": False,
-            }
-            if mapping is not None:
-                state["output_mapping"] = mapping
-            if r["latency_s"] is not None:
-                state["result"]["request_time"] = r["latency_s"]
-            states.append(state)
-            c = float(r["correct"])
-            stats.append(
-                {
-                    "instance_id": r["instance_id"],
-                    "train_trial_index": 0,
-                    "stats": [
-                        {
-                            "name": {"name": "exact_match", "split": "test"},
-                            "count": 1,
-                            "sum": c,
-                            "sum_squared": c * c,
-                            "min": c,
-                            "max": c,
-                            "mean": c,
-                            "variance": 0.0,
-                            "stddev": 0.0,
-                        },
-                        {
-                            "name": {"name": "num_prompt_tokens", "split": "test"},
-                            "count": 1,
-                            "sum": 0,
-                            "sum_squared": 0,
-                            "min": 0,
-                            "max": 0,
-                            "mean": 0,
-                            "variance": 0.0,
-                            "stddev": 0.0,
-                        },
-                    ],
-                }
-            )
+            states.append(_helm_state(r, model))
+            stats.append(_helm_stats_entry(r))
         method = (
             "multiple_choice_joint" if any(r["options"] is not None for r in rows) else "generation"
         )
