@@ -33,7 +33,6 @@ from skill_assets.core.schemas import INSTANCES, RESULTS
 from skill_assets.ingest.importers import (
     check_results,
     detect_format,
-    export_results,
     list_tasks,
     load_instances_from_results,
     load_results,
@@ -41,6 +40,7 @@ from skill_assets.ingest.importers import (
 )
 from skill_assets.ingest.instances import load_instances
 from skill_assets.ingest.results import load_generic_results
+from tests.harness_writers import export_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_QUESTIONS = ROOT / "examples" / "live" / "benchmark" / "questions.jsonl"

@@ -102,7 +102,7 @@ def _read_holder(path: Path) -> str:
 def preflight(project: Project) -> dict[str, pl.DataFrame]:
     """Validate every input before anything is written; returns instances per benchmark."""
     from skill_assets.annotate.imported_skills import import_benchmark_skills
-    from skill_assets.ingest.importers import check_results, detect_format
+    from skill_assets.ingest.importers import check_results, detect_format, format_key, get_reader
     from skill_assets.ingest.instances import load_benchmark
     from skill_assets.ingest.results import check_generic_options, check_unknown
 
@@ -115,8 +115,9 @@ def preflight(project: Project) -> dict[str, pl.DataFrame]:
         if path is None:
             continue
         fmt = m.format or detect_format(path)
-        if fmt in ("lm-eval", "inspect", "helm"):
-            check_results(path, m.name, instances, fmt, m.options)
+        key = format_key(project, "models", m.name)
+        if get_reader(fmt, key) is not None:
+            check_results(path, m.name, instances, fmt, m.options, key)
         else:
             check_generic_options(f"{project.registry_path}: key 'models[{i}].options", m.options)
             check_unknown(

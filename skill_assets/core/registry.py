@@ -42,6 +42,25 @@ class _Strict(BaseModel):
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `format:` is a generic table's container, a registered harness reader's name (lm-eval,
+# inspect, helm, …) or a reader's import path `package.module:ReaderClass`. Only the shape is
+# checked here: the readers live in the ingest layer, which resolves the value (and names
+# this key when it does not resolve) before any results are read.
+_READER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _check_format(value: str | None, generic: bool) -> str | None:
+    if value is None or _IMPORT_PATH.match(value):
+        return value
+    if value == "generic" and not generic:
+        raise ValueError("an instances file is jsonl, csv or parquet ('generic' names results)")
+    if not _READER_NAME.match(value):
+        raise ValueError(
+            "expected jsonl, csv, parquet, a harness format (lm-eval, inspect, helm) or a"
+            " reader's import path 'package.module:ReaderClass'"
+        )
+    return value
 
 
 def redact_url(url: str | None) -> str | None:
@@ -222,20 +241,28 @@ class BenchmarkEntry(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     path: str
     # jsonl/csv/parquet instance files, or a harness output that carries the questions
-    format: Literal["jsonl", "csv", "parquet", "lm-eval", "inspect", "helm"] | None = None
+    format: str | None = None
     options: dict | None = None  # importer options: task, id_field, filter, ...
     # Bring-your-own skills: a column of skill labels in the instance file, or a file of
     # rationales/skills per instance; either replaces the annotator for this benchmark.
     skills_column: str | None = None
     skills: str | None = None
 
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str | None) -> str | None:
+        return _check_format(v, generic=False)
+
+    @property
+    def from_harness(self) -> bool:
+        """The instances come from a harness output (a reader), not an instances table."""
+        return self.format not in (None, "jsonl", "csv", "parquet")
+
 
 class ModelEntry(_Secrets):
     name: str = Field(pattern=r"^[A-Za-z0-9_.:+-]+$")
     results: str | None = None
-    format: Literal["generic", "jsonl", "csv", "parquet", "lm-eval", "inspect", "helm"] | None = (
-        None
-    )
+    format: str | None = None
     options: dict | None = None  # importer options: task, metric, filter, scorer, split, ...
     provider: Provider | None = None
     model: str | None = None
@@ -254,6 +281,11 @@ class ModelEntry(_Secrets):
     cost_per_call: float | None = Field(default=None, ge=0)
     batch: bool = False  # opt-in provider batch API; see AnnotatorEntry.batch
     batch_poll_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str | None) -> str | None:
+        return _check_format(v, generic=True)
 
     @model_validator(mode="after")
     def _check(self):
@@ -627,11 +659,11 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
             project.resolve(b.skills, f"benchmarks[{i}].skills")
         if b.options is not None:
             parse_options(b.options, f"{registry_path}: key 'benchmarks[{i}].options'")
-            if b.format not in ("lm-eval", "inspect", "helm") and b.options:
+            if not b.from_harness and b.options:
                 raise RegistryError(
                     f"{registry_path}: key 'benchmarks[{i}].options': importer options apply"
-                    " to harness outputs (format lm-eval, inspect or helm) only; an instances"
-                    " file takes none"
+                    " to harness outputs (format lm-eval, inspect, helm or a reader's import"
+                    " path) only; an instances file takes none"
                 )
     for i, m in enumerate(registry.models):
         if m.results is not None:

@@ -8,9 +8,14 @@ their benchmark.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
-INSTANCES = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+INSTANCES: dict[str, PolarsDataType] = {
     "uid": pl.String,
     "benchmark": pl.String,
     "instance_id": pl.String,

@@ -226,18 +226,18 @@ def extract_choice(text: str | None, options: Sequence[str]) -> str | None:
     if picks:
         return picks[-1]
 
-    m = re.match(r"^\(?\s*(" + cls + r")\s*(?:[.):\]]|$|\s+-\s)", body)
-    if m and m.group(1) in valid:
+    lead = re.match(r"^\(?\s*(" + cls + r")\s*(?:[.):\]]|$|\s+-\s)", body)
+    if lead and lead.group(1) in valid:
         # "A. 48" where 48 is option D: small models prefix a label by habit; when the
         # text after the label is exactly another option, the text carries the answer.
-        rest = body[m.end() :].splitlines()[0].strip() if body[m.end() :].strip() else ""
+        rest = body[lead.end() :].splitlines()[0].strip() if body[lead.end() :].strip() else ""
         by_text = match_option_text(rest, options) if rest else None
-        if by_text and by_text != m.group(1) and _exact_option(rest, options):
+        if by_text and by_text != lead.group(1) and _exact_option(rest, options):
             return by_text
-        return m.group(1)
-    m = re.match(r"^\(\s*([a-z])\s*\)", body)
-    if m and m.group(1).upper() in valid:
-        return m.group(1).upper()
+        return lead.group(1)
+    lower = re.match(r"^\(\s*([a-z])\s*\)", body)
+    if lower and lower.group(1).upper() in valid:
+        return lower.group(1).upper()
 
     first_line = next((ln for ln in body.splitlines() if ln.strip()), "")
     for candidate in (answer_line(body), first_line, body):

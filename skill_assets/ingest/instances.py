@@ -82,7 +82,7 @@ def check_images(df: pl.DataFrame, root: Path, source: Path, fmt: str | None) ->
     if "image" not in df.columns or df["image"].null_count() == df.height:
         return df
     base = source.parent if source.is_file() else source
-    out = []
+    out: list[str | None] = []
     for i, (iid, image) in enumerate(zip(df["instance_id"], df["image"], strict=True)):
         if not image:
             out.append(None)
@@ -99,12 +99,13 @@ def check_images(df: pl.DataFrame, root: Path, source: Path, fmt: str | None) ->
 
 def load_benchmark(project, name: str) -> pl.DataFrame:
     """A registered benchmark's instances, from an instances file or a harness output."""
-    from skill_assets.ingest.importers import load_instances_from_results
+    from skill_assets.ingest.importers import format_key, get_reader, load_instances_from_results
 
     entry = project.benchmark(name)
     path = project.benchmark_path(name)
-    if entry.format in ("lm-eval", "inspect", "helm"):
-        df = load_instances_from_results(path, name, entry.format, entry.options)
+    key = format_key(project, "benchmarks", name)
+    if get_reader(entry.format, key) is not None:  # a harness output carrying the questions
+        df = load_instances_from_results(path, name, entry.format, entry.options, key)
         if df is not None:
             return check_images(df, project.root, path, entry.format)
     fmt = detect_format(path, entry.format)

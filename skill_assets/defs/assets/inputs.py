@@ -14,7 +14,7 @@ from skill_assets.core.schemas import RESULTS, conform
 from skill_assets.defs.assets._common import SYNC, all_failed, llm_meta, output
 from skill_assets.defs.partitions import benchmark_model_partitions, benchmark_partitions
 from skill_assets.defs.sources import benchmark_file, results_file
-from skill_assets.ingest.importers import load_results
+from skill_assets.ingest.importers import format_key, load_results
 from skill_assets.ingest.instances import load_benchmark
 from skill_assets.resources.project import ProjectResource
 
@@ -106,7 +106,13 @@ def model_results(
         }
     else:
         df = load_results(
-            path, model, keys["benchmark"], benchmark_instances, entry.format, entry.options
+            path,
+            model,
+            keys["benchmark"],
+            benchmark_instances,
+            entry.format,
+            entry.options,
+            format_key(proj, "models", model),
         )
     df = conform(df, RESULTS)
     acc = float(df.select(pl.col("correct").mean()).item()) if df.height else None
