@@ -5,7 +5,7 @@ The cost-aware policy chooses ``argmax_m score_m - lambda * cost_m`` (see
 per call when costs are dollars). Sweeping ``lambda`` from 0 upward moves the
 policy from its most accurate choice toward the cheapest model; every point is
 evaluated on held-out instances with the same engine as
-:func:`skill_assets.routing.policy.evaluate_routing`, so the held-out scores are
+:func:`skill_assets.routing.evaluation.evaluate_routing`, so the held-out scores are
 computed once and only the argmax is repeated per ``lambda``.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from skill_assets.routing.policy import _bootstrap_counts, _cost_vector, heldout_policy_scores
+from skill_assets.routing.common import _cost_vector
+from skill_assets.routing.evaluation import _bootstrap_counts, heldout_policy_scores
 
 FRONTIER = {
     "router": pl.String,  # skill_policy | single | oracle
@@ -50,10 +51,11 @@ def model_costs(
         ):
             observed[str(m)] = float(c)
     models = set(declared) | set(observed)
-    return {
-        m: float(declared[m]) if declared.get(m) is not None else float(observed.get(m, 0.0))
-        for m in sorted(models)
-    }
+    out = {}
+    for m in sorted(models):
+        given = declared.get(m)
+        out[m] = float(given) if given is not None else float(observed.get(m, 0.0))
+    return out
 
 
 def default_lambdas(costs: dict[str, float], points: int = 25) -> list[float]:
@@ -94,7 +96,7 @@ def cost_frontier(
     """Held-out accuracy and mean cost of the cost-aware policy for each ``lambda``.
 
     ``policy``: the keyword arguments of
-    :func:`skill_assets.routing.policy.heldout_policy_scores` (rule, weighting,
+    :func:`skill_assets.routing.evaluation.heldout_policy_scores` (rule, weighting,
     shrink, levels, min_slice_size, metadata_slices). Also one row per single
     model and one for the oracle (the cheapest correct model; the cheapest
     when none is correct), so the frontier can be read against them. 95%
@@ -111,7 +113,8 @@ def cost_frontier(
         cost = np.zeros(len(hs.models))
     n = hs.uids.len()
     arange = np.arange(n)
-    rows = []
+    # (router, lambda, single model, mean cost, share of instances per model)
+    rows: list[tuple[str, float | None, str | None, float, np.ndarray]] = []
     cols = []
     for lam in lambdas:
         pick = hs.choose(costs, lam)
