@@ -589,6 +589,7 @@ def routing_evaluation(
         question_vectors=vectors,
         uid_order=order,
         knn_k=r.knn_k,
+        baselines=r.baselines,
         **_routing_options(proj, results),
     )
     bars = markdown_image(routing_bars(df), "routing: held-out accuracy (leave-one-out)")

@@ -128,20 +128,10 @@ def cost_frontier(
     right = hs.C >= 0.5
     cheapest = np.where(right, cost[None, :], np.inf)
     pick = np.where(right.any(axis=1), np.argmin(cheapest, axis=1), int(np.argmin(cost)))
-    rows.append(
-        (
-            "oracle",
-            None,
-            None,
-            float(cost[pick].mean()),
-            np.bincount(pick, minlength=len(hs.models)) / n,
-        )
-    )
+    share = np.bincount(pick, minlength=len(hs.models)) / n
+    rows.append(("oracle", None, None, float(cost[pick].mean()), share))
     cols.append(hs.C.max(axis=1))
-    R = np.column_stack(cols).astype(np.float32)
-    acc = R.mean(axis=0, dtype=np.float64)
-    boots = np.concatenate([W @ R / n for W in _bootstrap_counts(n, n_boot, seed)], axis=0)
-    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
+    acc, lo, hi = _accuracy_ci(cols, n_boot, seed)
     mean_cost = np.array([r[3] for r in rows])
     real = np.array([r[0] != "oracle" for r in rows])
     pareto = np.zeros(len(rows), dtype=bool)
@@ -165,6 +155,17 @@ def cost_frontier(
         },
         schema=FRONTIER,
     )
+
+
+def _accuracy_ci(cols: list[np.ndarray], n_boot: int, seed: int):
+    """(accuracy, ci_low, ci_high) per column of per-instance scores: 95% percentile
+    bootstrap over instances, the same resamples for every column."""
+    R = np.column_stack(cols).astype(np.float32)
+    n = R.shape[0]
+    acc = R.mean(axis=0, dtype=np.float64)
+    boots = np.concatenate([W @ R / n for W in _bootstrap_counts(n, n_boot, seed)], axis=0)
+    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
+    return acc, lo, hi
 
 
 def plot_cost_frontier(frontier: pl.DataFrame, path: str | Path, title: str | None = None) -> Path:

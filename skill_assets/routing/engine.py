@@ -186,6 +186,8 @@ def _policy_scores(
     rule; -1 missing). ``has`` is False where no slice applied (paper rule:
     the caller falls back to ``overall``).
     """
+    # Over 80 lines: one vectorised pass over the (instance, slice) pairs serves the three
+    # rules, which share the held-out counts, weights and parent lookups.
     n_inst, n_models = C.shape
     member = sp.csr_matrix(
         (np.ones(rows.size), (cols, rows)), shape=(n_slices, n_inst), dtype=np.float64

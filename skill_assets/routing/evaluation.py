@@ -230,6 +230,8 @@ def evaluate_routing(
     cheapest correct model's (else the cheapest) for ``oracle``.
     Columns: ``ROUTING_EVALUATION``.
     """
+    # Over 80 lines only by its keyword parameters (the registry's routing settings) and
+    # this docstring; the work is the loop over schemes and routers below.
     _check(weighting, rule)
     routers = routers_for(baselines)
     data = _prepare(results, slices, levels, instances, metadata_slices)
