@@ -210,7 +210,7 @@ def fit_policy(
             shrink, skill_shrink = _eb_pseudocounts(data, min_slice_size)
         else:
             shrink, skill_shrink = NO_SIGNAL, NO_SIGNAL
-    core = _results_core(results)
+    core = _results_core(results).sort("model", "uid")
     models = sorted(core["model"].unique().to_list())
     overall = _overall(core)
     default_model = (
@@ -323,8 +323,11 @@ def _slice_entries(table: pl.DataFrame, core: pl.DataFrame) -> dict[str, dict]:
         .rename({"uids": "uid"})
         .drop_nulls()
     ).unique()
+    # Sums in a fixed order, so the file is the same on every run (a join's row order
+    # varies, and float sums follow it in the last digit).
     counts = (
         members.join(core, on="uid", how="inner")
+        .sort("skill_id", "model", "uid")
         .group_by("skill_id", "model")
         .agg(
             pl.len().alias("n"),
