@@ -29,7 +29,8 @@ from skill_assets.analysis.insights import skill_insights  # noqa: E402
 from skill_assets.analysis.slices import build_slices, default_threshold  # noqa: E402
 from skill_assets.core.schemas import INSTANCES, RESULTS, conform  # noqa: E402
 from skill_assets.resources.embedder import Embedder  # noqa: E402
-from skill_assets.routing.policy import evaluate_routing, fit_policy  # noqa: E402
+from skill_assets.routing.evaluation import evaluate_routing  # noqa: E402
+from skill_assets.routing.policy import fit_policy  # noqa: E402
 
 AREAS = ["algebra", "geometry", "chemistry", "physics", "biology", "history", "law", "economics"]
 VARIANTS = ["{}", "applying {}", "{} problems", "solving {} questions"]

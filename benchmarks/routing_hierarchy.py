@@ -21,7 +21,8 @@ sys.path.insert(0, str(REPO))
 
 import polars as pl  # noqa: E402
 
-from skill_assets.routing.policy import _eb_pseudocounts, _prepare, evaluate_routing  # noqa: E402
+from skill_assets.routing.engine import _eb_pseudocounts, _prepare  # noqa: E402
+from skill_assets.routing.evaluation import evaluate_routing  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")

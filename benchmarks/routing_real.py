@@ -299,7 +299,7 @@ def evaluate(name: str, root: Path, workdir: Path, n_boot: int) -> dict:
     import polars as pl
 
     from skill_assets.routing.cost import cost_frontier, model_costs, plot_cost_frontier
-    from skill_assets.routing.policy import evaluate_routing, heldout_policy_scores
+    from skill_assets.routing.evaluation import evaluate_routing, heldout_policy_scores
 
     spec = DATASETS[name]
     meta = spec["metadata_column"]
@@ -454,7 +454,7 @@ def signal_table(results, instances, slices, meta: str, name: str, n_perm: int =
     import numpy as np
     import polars as pl
 
-    from skill_assets.routing.policy import _metadata_values
+    from skill_assets.routing.common import _metadata_values
 
     piv = results.pivot(on="model", index="uid", values="correct").drop_nulls().sort("uid")
     models = sorted(c for c in piv.columns if c != "uid")
@@ -552,7 +552,8 @@ def hierarchical_report(root: Path, data: Path, n_boot: int) -> str:
     project at ``root`` and on a four-model set over the same questions and slices."""
     import polars as pl
 
-    from skill_assets.routing.policy import _eb_pseudocounts, _prepare, evaluate_routing
+    from skill_assets.routing.engine import _eb_pseudocounts, _prepare
+    from skill_assets.routing.evaluation import evaluate_routing
 
     results, instances, slices, vectors, order = load_assets(root)
     bench = instances["benchmark"][0]

@@ -11,18 +11,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from skill_assets.routing.policy import (
+from skill_assets.routing.common import metadata_slices
+from skill_assets.routing.evaluation import (
     ROUTING_EVALUATION,
     evaluate_routing,
-    fit_policy,
     heldout_policy_scores,
     heldout_routes,
     leave_one_benchmark_out,
-    load_policy,
-    metadata_slices,
-    route_skills,
-    save_policy,
 )
+from skill_assets.routing.policy import fit_policy, load_policy, route_skills, save_policy
 
 MMLU_PRO = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu_pro"
 
@@ -321,8 +318,8 @@ def test_residual_rule_hand_example():
     out = route_skills([], policy, {"category": "c9"})
     assert out["default_used"] and out["scores"] == pytest.approx({"A": 0.5, "B": 0.6})
     # metadata slices appear in the policy with their column and value
-    assert policy["skills"]["meta:category=c1"]["kind"] == "metadata"
-    assert policy["skills"]["meta:category=c1"]["value"] == "c1"
+    assert policy.skills["meta:category=c1"].kind == "metadata"
+    assert policy.skills["meta:category=c1"].value == "c1"
     ms = metadata_slices(instances, ["category"])
     assert ms["skill_id"].to_list() == ["meta:category=c1", "meta:category=c2"]
 
@@ -349,7 +346,7 @@ def test_cost_lambda_trades_accuracy_for_cost():
     assert evaluate_routing(results, slices, n_boot=20)["mean_cost"].is_null().all()
     policy = fit_policy(results, slices, min_slice_size=3, costs=costs, cost_lambda=10.0)
     assert route_skills([], policy)["model"] == "m2"
-    assert route_skills([], policy, cost_lambda=0.0)["model"] == policy["default_model"]
+    assert route_skills([], policy, cost_lambda=0.0)["model"] == policy.default_model
 
 
 def test_oracle_bounds_every_router_and_intervals():
@@ -466,14 +463,14 @@ def test_policy_round_trip_and_default(tmp_path):
     assert loaded == policy
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert set(policy["skills"]) == set(slices["skill_id"])
-    some = list(policy["skills"])[:3]
+    assert set(policy.skills) == set(slices["skill_id"])
+    some = list(policy.skills)[:3]
     assert route_skills(some, loaded) == route_skills(some, policy)
-    overall = {m: v["accuracy"] for m, v in policy["overall"].items()}
-    assert policy["default_model"] == max(overall, key=overall.get)
+    overall = {m: v.accuracy for m, v in policy.overall.items()}
+    assert policy.default_model == max(overall, key=overall.get)
     for ids in ([], ["no-such-skill"]):
         out = route_skills(ids, loaded)
-        assert out["model"] == policy["default_model"] and out["default_used"]
+        assert out["model"] == policy.default_model and out["default_used"]
         assert out["ignored_skills"] == ids
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="not a skill-slices routing policy"):
@@ -682,8 +679,8 @@ def test_hierarchical_rule_uses_skills_beyond_the_metadata():
         assert got["skill_policy"]["accuracy"] > got["metadata_router"]["accuracy"] + 0.005
         assert got["skill_policy"]["gain_ci_low"] > 0
     policy = fit_policy(results, slices, instances, metadata_slices=["category"])
-    assert policy["rule"] == "hierarchical"
-    assert 0 < policy["skill_shrink"] < 1e6
+    assert policy.rule == "hierarchical"
+    assert 0 < policy.skill_shrink < 1e6
     assert route_skills(["S"], policy, {"category": "c0"})["model"] == "B"
     assert route_skills([], policy, {"category": "c0"})["model"] == "A"
 

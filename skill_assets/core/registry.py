@@ -343,6 +343,19 @@ class RoutingEntry(_Strict):
     # metadata columns entering the policy; default (residual, hierarchical): [metadata_column]
     metadata_slices: list[str] | None = None
     cost_lambda: float = Field(default=0.0, ge=0)  # maximise accuracy − λ·cost per call
+    # extra baselines of routing_evaluation, "package.module:ClassName" (a Router, see
+    # skill_assets.routing.routers): imported by path in whichever process runs the asset
+    baselines: list[str] = Field(default_factory=list)
+
+    @field_validator("baselines")
+    @classmethod
+    def _baselines(cls, v: list[str]) -> list[str]:
+        for spec in v:
+            if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", spec):
+                raise ValueError(f"{spec!r} is not 'package.module:ClassName'")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate entries in {v}")
+        return v
 
 
 class InsightsEntry(_Strict):

@@ -136,8 +136,10 @@ def input_versions(project: Project) -> dict[str, dict[str | None, str]]:
             reg.insights.model_dump(), reg.compare, reg.insights.strata_columns(reg.routing)
         )
     }
+    # without extra baselines, the version is what it was before the key existed
+    routing = reg.routing.model_dump(exclude=set() if reg.routing.baselines else {"baselines"})
     out["routing_settings"] = {
-        None: stable_hash(reg.routing.model_dump(), {m.name: m.cost_per_call for m in reg.models})
+        None: stable_hash(routing, {m.name: m.cost_per_call for m in reg.models})
     }
     out["validation_settings"] = {None: stable_hash(_validation_settings(project))}
     return out

@@ -5,7 +5,7 @@ The cost-aware policy chooses ``argmax_m score_m - lambda * cost_m`` (see
 per call when costs are dollars). Sweeping ``lambda`` from 0 upward moves the
 policy from its most accurate choice toward the cheapest model; every point is
 evaluated on held-out instances with the same engine as
-:func:`skill_assets.routing.policy.evaluate_routing`, so the held-out scores are
+:func:`skill_assets.routing.evaluation.evaluate_routing`, so the held-out scores are
 computed once and only the argmax is repeated per ``lambda``.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from skill_assets.routing.policy import _bootstrap_counts, _cost_vector, heldout_policy_scores
+from skill_assets.routing.common import _cost_vector
+from skill_assets.routing.evaluation import _bootstrap_counts, heldout_policy_scores
 
 FRONTIER = {
     "router": pl.String,  # skill_policy | single | oracle
@@ -50,10 +51,11 @@ def model_costs(
         ):
             observed[str(m)] = float(c)
     models = set(declared) | set(observed)
-    return {
-        m: float(declared[m]) if declared.get(m) is not None else float(observed.get(m, 0.0))
-        for m in sorted(models)
-    }
+    out = {}
+    for m in sorted(models):
+        given = declared.get(m)
+        out[m] = float(given) if given is not None else float(observed.get(m, 0.0))
+    return out
 
 
 def default_lambdas(costs: dict[str, float], points: int = 25) -> list[float]:
@@ -94,7 +96,7 @@ def cost_frontier(
     """Held-out accuracy and mean cost of the cost-aware policy for each ``lambda``.
 
     ``policy``: the keyword arguments of
-    :func:`skill_assets.routing.policy.heldout_policy_scores` (rule, weighting,
+    :func:`skill_assets.routing.evaluation.heldout_policy_scores` (rule, weighting,
     shrink, levels, min_slice_size, metadata_slices). Also one row per single
     model and one for the oracle (the cheapest correct model; the cheapest
     when none is correct), so the frontier can be read against them. 95%
@@ -111,7 +113,8 @@ def cost_frontier(
         cost = np.zeros(len(hs.models))
     n = hs.uids.len()
     arange = np.arange(n)
-    rows = []
+    # (router, lambda, single model, mean cost, share of instances per model)
+    rows: list[tuple[str, float | None, str | None, float, np.ndarray]] = []
     cols = []
     for lam in lambdas:
         pick = hs.choose(costs, lam)
@@ -125,20 +128,10 @@ def cost_frontier(
     right = hs.C >= 0.5
     cheapest = np.where(right, cost[None, :], np.inf)
     pick = np.where(right.any(axis=1), np.argmin(cheapest, axis=1), int(np.argmin(cost)))
-    rows.append(
-        (
-            "oracle",
-            None,
-            None,
-            float(cost[pick].mean()),
-            np.bincount(pick, minlength=len(hs.models)) / n,
-        )
-    )
+    share = np.bincount(pick, minlength=len(hs.models)) / n
+    rows.append(("oracle", None, None, float(cost[pick].mean()), share))
     cols.append(hs.C.max(axis=1))
-    R = np.column_stack(cols).astype(np.float32)
-    acc = R.mean(axis=0, dtype=np.float64)
-    boots = np.concatenate([W @ R / n for W in _bootstrap_counts(n, n_boot, seed)], axis=0)
-    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
+    acc, lo, hi = _accuracy_ci(cols, n_boot, seed)
     mean_cost = np.array([r[3] for r in rows])
     real = np.array([r[0] != "oracle" for r in rows])
     pareto = np.zeros(len(rows), dtype=bool)
@@ -162,6 +155,17 @@ def cost_frontier(
         },
         schema=FRONTIER,
     )
+
+
+def _accuracy_ci(cols: list[np.ndarray], n_boot: int, seed: int):
+    """(accuracy, ci_low, ci_high) per column of per-instance scores: 95% percentile
+    bootstrap over instances, the same resamples for every column."""
+    R = np.column_stack(cols).astype(np.float32)
+    n = R.shape[0]
+    acc = R.mean(axis=0, dtype=np.float64)
+    boots = np.concatenate([W @ R / n for W in _bootstrap_counts(n, n_boot, seed)], axis=0)
+    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
+    return acc, lo, hi
 
 
 def plot_cost_frontier(frontier: pl.DataFrame, path: str | Path, title: str | None = None) -> Path:

@@ -62,14 +62,14 @@ def routing_policy(
     rows = [
         {
             "skill_id": sid,
-            "name": s["name"],
-            "level": s["level"],
-            "n": s["n"],
+            "name": s.name,
+            "level": s.level,
+            "n": s.n,
             "model": m,
-            "accuracy": v["accuracy"],
+            "accuracy": v.accuracy,
         }
-        for sid, s in policy["skills"].items()
-        for m, v in s["models"].items()
+        for sid, s in policy.skills.items()
+        for m, v in s.models.items()
     ]
     df = pl.DataFrame(
         rows,
@@ -85,8 +85,8 @@ def routing_policy(
     return output(
         df,
         policy_file=MetadataValue.path(str(path)),
-        default_model=str(policy.get("default_model")),
-        skills=len(policy["skills"]),
+        default_model=str(policy.default_model),
+        skills=len(policy.skills),
     )
 
 
@@ -111,7 +111,7 @@ def routing_evaluation(
 ):
     """Held-out accuracy of the skill policy against every baseline router."""
     from skill_assets.present.plots import markdown_image, routing_bars
-    from skill_assets.routing.policy import evaluate_routing
+    from skill_assets.routing.evaluation import evaluate_routing
 
     proj = project.project
     r = proj.registry.routing
@@ -127,6 +127,7 @@ def routing_evaluation(
         question_vectors=vectors,
         uid_order=order,
         knn_k=r.knn_k,
+        baselines=r.baselines,
         **_routing_options(proj, results),
     )
     bars = markdown_image(routing_bars(df), "routing: held-out accuracy (leave-one-out)")
