@@ -1,6 +1,6 @@
 # make demo : the showcase: real results of GPT-4o, Gemini 1.5 Pro, Llama 3.1 70B (offline, no LLM call)
 # make live-example : the local-model example (examples/live; results made by `evaluate`)
-# make test : lint, format check, the layers contract and the test suite (with the local-model extra)
+# make test : lint, format check, the layers contract, the type checker and the test suite (with the local-model extra)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
@@ -55,6 +55,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: lint browser-deps postgres-deps test-local-deps
 	$(VENV)/bin/pytest -q -rs -p no:cacheprovider
