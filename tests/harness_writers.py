@@ -2,7 +2,7 @@
 
 ``export_results`` writes a model's RESULTS (with the benchmark's INSTANCES) as the files
 lm-evaluation-harness, Inspect AI or HELM write, or as a generic table; the importers in
-``skill_assets.ingest`` must read them back unchanged (tests/test_importers.py). The package
+``skill_assets.ingest`` must read them back unchanged (tests/ingest/test_importers.py). The package
 itself never writes these formats.
 """
 

@@ -7,7 +7,7 @@ Confidence intervals are Wilson score intervals, the interval that
 scipy call costs about 0.4 ms (it also computes a p-value), i.e. ~40 s for the
 100k slice x model cells of a large corpus, so :func:`wilson_interval`
 evaluates the same closed form vectorised, with the normal quantile taken from
-``scipy.special.ndtri`` exactly as scipy does; ``tests/test_accuracy.py`` checks
+``scipy.special.ndtri`` exactly as scipy does; ``tests/analysis/test_accuracy.py`` checks
 it against ``binomtest(...).proportion_ci`` to 1e-12. It also accepts
 fractional ``k`` (sums of scores in [0, 1]).
 """

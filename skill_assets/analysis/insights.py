@@ -19,7 +19,7 @@ Every finding carries two tests (DESIGN.md §6), both named in its row
   tests of a large corpus, so p is computed vectorised from scipy's binomial
   distribution: for p0 = 0.5 the distribution is symmetric and binomtest's
   two-sided p-value equals ``min(1, 2 * binom.cdf(min(b, c), b + c, 0.5))``;
-  ``tests/test_insights.py`` checks that equality against ``binomtest``.
+  ``tests/analysis/test_insights.py`` checks that equality against ``binomtest``.
 * **Conditional** — does it hold *beyond the slice's strata*? Strata are the
   benchmarks, crossed with each value of the metadata columns named by
   ``insights.strata`` (default: ``routing.metadata_column``). In every stratum
@@ -189,7 +189,7 @@ def cmh_tests(
     1 df) and its ``oddsratio_pooled`` (Mantel–Haenszel); a StratifiedTable
     per row costs ~0.3 ms, i.e. minutes for the ~10^5 findings of a large
     corpus, so the closed form runs over all rows at once and
-    ``tests/test_insights.py`` checks it against statsmodels. A row without an
+    ``tests/analysis/test_insights.py`` checks it against statsmodels. A row without an
     informative stratum gets NaN: the slice covers its strata (or one outcome
     only), so nothing separates it from them.
     """

@@ -156,7 +156,7 @@ def byo_project(tmp_path_factory):
             "    options:\n      ignore_unknown: true\n",
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     run = _cli("run", "--project", str(root), env=env)
     return root, run, env
 
@@ -259,8 +259,8 @@ def test_a_model_without_results_fails_the_run_loudly(byo_project):
 
 
 def test_failures_and_silent_options_are_loud(tmp_path):
+    from tests.defs.test_graph_llm import responder
     from tests.fake_openai_server import FakeOpenAIServer
-    from tests.test_graph_llm import responder
 
     root = write_project(tmp_path / "p", n_per_subject=2)
     reg = root / "skill-slices.yaml"

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import write_project
+from tests.defs.test_graph_llm import responder
 from tests.fake_openai_server import FakeOpenAIServer, last_user_text
-from tests.test_graph_llm import responder
 
 LATENCY = 0.25
 

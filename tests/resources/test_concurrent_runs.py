@@ -7,7 +7,7 @@
     overlapping name sets into one folder that has no table yet.
 
 Whole-run exclusion (two ``skill-slices run`` on one project) is ``project_lock`` in
-``skill_assets/app/runner.py``, tested in ``tests/test_project_lock.py``; these tests cover the
+``skill_assets/app/runner.py``, tested in ``tests/app/test_project_lock.py``; these tests cover the
 shared stores themselves, which other entry points (CLI cache import, UI runs, notebooks)
 reach without that lock.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

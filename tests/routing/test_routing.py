@@ -21,7 +21,7 @@ from skill_assets.routing.evaluation import (
 )
 from skill_assets.routing.policy import fit_policy, load_policy, route_skills, save_policy
 
-MMLU_PRO = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu_pro"
+MMLU_PRO = Path(__file__).resolve().parents[3] / "shared" / "data" / "mmlu_pro"
 
 
 def make_results(table: dict[str, dict[str, float]], benchmark: str = "b") -> pl.DataFrame:

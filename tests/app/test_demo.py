@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import EXPECTED_ASSETS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASSETS = EXPECTED_ASSETS
 # The showcase's cold run takes about 3 minutes on an idle 2-core machine, but more than
 # the suite's 15-minute default when the machine is shared (measured: 15+ min at load 25).

@@ -17,7 +17,7 @@ import pytest
 
 from skill_assets.resources.embedder import BACKEND_ENV, CACHE_ENV
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TEXTS = [
     "What is 17 × 23?",

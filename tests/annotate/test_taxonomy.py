@@ -25,7 +25,7 @@ from skill_assets.annotate.taxonomy import (
 from skill_assets.core.schemas import INSTANCES, MENTIONS, RATIONALES, conform
 from skill_assets.resources.embedder import Embedder
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 TOP_LEVEL = {
     "Mathematical reasoning",
@@ -451,7 +451,7 @@ def test_mmlu_pro_categories_with_metadata_hints(embedder):
 def _quality_module():
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mathvista_quality.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "mathvista_quality.py"
     spec = importlib.util.spec_from_file_location("mathvista_quality", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

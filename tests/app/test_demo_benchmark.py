@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / "examples" / "live" / "benchmark"
 QUESTIONS = BENCH_DIR / "questions.jsonl"
 BUILDER = BENCH_DIR / "build_questions.py"

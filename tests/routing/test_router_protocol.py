@@ -17,7 +17,7 @@ from skill_assets.core.store import read_asset
 from skill_assets.routing.evaluation import evaluate_routing
 from skill_assets.routing.routers import ROUTERS
 from tests.conftest import write_project
-from tests.test_routing import HAND, HAND_SLICES, make_results, make_slices
+from tests.routing.test_routing import HAND, HAND_SLICES, make_results, make_slices
 
 # Arithmetic questions to alpha, every other question to beta: a rule no built-in router
 # follows, so its accuracy is its own.

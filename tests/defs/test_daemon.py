@@ -24,9 +24,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from skill_assets.core.registry import load_project
 from skill_assets.defs.automation import SENSOR_INTERVAL_S
-from tests.test_engine import RESULTS_DEPENDANTS
+from tests.app.test_engine import RESULTS_DEPENDANTS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _exe(name: str) -> str:

@@ -306,7 +306,7 @@ def test_annotator_batch_mode(tmp_path):
     from skill_assets.core.registry import load_project
     from skill_assets.resources.project import ProjectResource
     from tests.conftest import write_project
-    from tests.test_graph_llm import responder as annotator_responder
+    from tests.defs.test_graph_llm import responder as annotator_responder
 
     with FakeOpenAIServer(annotator_responder) as srv:
         root = write_project(tmp_path / "proj", n_per_subject=4)

@@ -31,7 +31,7 @@ from skill_assets.resources.embedder import AUDIT_ENV, CountingEmbedder, Embedde
 from skill_assets.resources.question_vectors import QuestionVectorCache, question_vectors, text_key
 from tests.conftest import write_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args, env):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = (
     os.environ.get("SKILL_SLICES_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 )

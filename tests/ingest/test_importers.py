@@ -42,7 +42,7 @@ from skill_assets.ingest.instances import load_instances
 from skill_assets.ingest.results import load_generic_results
 from tests.harness_writers import export_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_QUESTIONS = ROOT / "examples" / "live" / "benchmark" / "questions.jsonl"
 DEMO_RESULTS = ROOT / "examples" / "live" / "results"
 

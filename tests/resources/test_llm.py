@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fake_openai_server import (  # noqa: E402
     Answer,
@@ -280,7 +280,7 @@ def test_cache_survives_sigkill(tmp_path):
     code = textwrap.dedent(
         f"""
         import os, signal, sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from skill_assets.resources.call_cache import CallCache, CallRecord
         cache = CallCache({str(path)!r})
         cache.put(CallRecord(call_id="k1", provider="p", model="m", purpose="annotate",
@@ -300,7 +300,7 @@ def test_concurrent_processes_share_one_cache(tmp_path):
     code = textwrap.dedent(
         f"""
         import sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from skill_assets.resources.call_cache import CallCache, CallRecord
         cache = CallCache({str(path)!r})
         w = sys.argv[1]

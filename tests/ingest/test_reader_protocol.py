@@ -24,7 +24,7 @@ from skill_assets.ingest.importers import detect_format, load_results
 from skill_assets.ingest.readers.base import Reader
 from tests.conftest import write_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A made-up harness layout: "<task>\t<instance id>\t<PASS|FAIL>\t<seconds>" lines under a
 # "#verdicts" header. No other reader (and no generic table) reads it.

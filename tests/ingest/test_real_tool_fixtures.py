@@ -23,7 +23,7 @@ from skill_assets.ingest.importers import (
     load_results,
 )
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
 INSPECT = FIX / "inspect"
 LM_EVAL = FIX / "lm_eval" / "out"
 EXPECTED = json.loads((INSPECT / "expected.json").read_text())

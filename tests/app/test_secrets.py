@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import write_project
+from tests.defs.test_graph_llm import responder
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.test_graph_llm import responder
 
 SENTINEL = "sk-SENTINEL-4f1c2b9e7d-do-not-leak"
 

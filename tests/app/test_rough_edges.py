@@ -17,7 +17,7 @@ from skill_assets.present import plots
 from skill_assets.present.report import _fmt, _numbered, _shown, _table
 from tests.conftest import write_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_ui_with_a_busy_port_exits_with_one_line(tmp_path):

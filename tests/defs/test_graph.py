@@ -16,7 +16,7 @@ from skill_assets.core.registry import RegistryError, load_project
 from skill_assets.core.store import read_asset
 from tests.conftest import EXPECTED_ASSETS, write_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ALL = EXPECTED_ASSETS
 
 
