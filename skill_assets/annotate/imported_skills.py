@@ -33,7 +33,7 @@ from skill_assets.annotate.rationales import (
 )
 from skill_assets.core.registry import RegistryError
 from skill_assets.core.schemas import MENTIONS, RATIONALES, conform
-from skill_assets.ingest.tabular import detect_format, read_rows, row_label
+from skill_assets.ingest.tabular import read_rows, row_label, table_format
 
 PROVENANCE = "imported"
 SKILL_FIELDS = ("steps", "rationale", "skills")
@@ -99,7 +99,7 @@ def read_skills_file(
     path: Path, instance_ids: set[str]
 ) -> dict[str, tuple[list[Step], str | None]]:
     """instance_id → (steps, answer) from a skills file, validated against the benchmark."""
-    fmt = detect_format(path)
+    fmt = table_format(path)
     rows = read_rows(path, fmt)
     out: dict[str, tuple[list[Step], str | None]] = {}
     first: dict[str, int] = {}

@@ -9,7 +9,7 @@ import polars as pl
 
 from skill_assets.core.registry import RegistryError, image_media_type, inside_project
 from skill_assets.core.schemas import INSTANCES, conform
-from skill_assets.ingest.tabular import detect_format, read_rows, row_label
+from skill_assets.ingest.tabular import read_rows, row_label, table_format
 
 CORE = ("instance_id", "question", "answer", "options", "image")
 
@@ -33,7 +33,7 @@ def load_instances(path: Path, benchmark: str, fmt: str | None = None) -> pl.Dat
     Required: `instance_id`, `question`, `answer`; optional `options` (list) and
     `image` (path relative to the file); every other column is kept in `metadata`.
     """
-    fmt = detect_format(path, fmt)
+    fmt = table_format(path, fmt)
     rows = read_rows(path, fmt)
     seen: dict[str, int] = {}
     out = []
@@ -108,5 +108,5 @@ def load_benchmark(project, name: str) -> pl.DataFrame:
         df = load_instances_from_results(path, name, entry.format, entry.options, key)
         if df is not None:
             return check_images(df, project.root, path, entry.format)
-    fmt = detect_format(path, entry.format)
+    fmt = table_format(path, entry.format)
     return check_images(load_instances(path, name, entry.format), project.root, path, fmt)

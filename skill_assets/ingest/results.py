@@ -8,7 +8,7 @@ import polars as pl
 
 from skill_assets.core.registry import RegistryError
 from skill_assets.core.schemas import RESULTS, conform
-from skill_assets.ingest.tabular import detect_format, read_rows, row_label
+from skill_assets.ingest.tabular import read_rows, row_label, table_format
 
 _TRUE = {"true", "t", "yes", "y", "c", "correct"}
 _FALSE = {"false", "f", "no", "n", "i", "incorrect"}
@@ -48,7 +48,7 @@ def load_generic_results(
     raised by `check_unknown`.
     """
     fmt_ = "generic" if fmt in (None, "generic") else fmt
-    fmt = detect_format(path, None if fmt_ == "generic" else fmt_)
+    fmt = table_format(path, None if fmt_ == "generic" else fmt_)
     rows = read_rows(path, fmt)
     has_model = "model" in rows[0]
     benchmark = instances["benchmark"][0] if instances.height else None
@@ -110,7 +110,7 @@ def check_unknown(
 ) -> None:
     """Raise if a results file names instances that no registered benchmark has (unless
     `ignore_unknown`: those rows are then skipped when results are read)."""
-    fmt = detect_format(path, None if fmt in (None, "generic") else fmt)
+    fmt = table_format(path, None if fmt in (None, "generic") else fmt)
     rows = read_rows(path, fmt)
     has_model = "model" in rows[0]
     union = set().union(*all_ids.values()) if all_ids else set()

@@ -10,7 +10,8 @@ import polars as pl
 from skill_assets.core.registry import RegistryError
 
 
-def detect_format(path: Path, declared: str | None = None) -> str:
+def table_format(path: Path, declared: str | None = None) -> str:
+    """The container of a generic table (jsonl, csv, parquet): the declared one, else the suffix's."""
     if declared in ("jsonl", "csv", "parquet"):
         return declared
     suffix = path.suffix.lower()
@@ -46,7 +47,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def read_rows(path: Path, fmt: str | None = None) -> list[dict]:
     """Read a file as a list of row dicts; raises RegistryError naming file and line."""
-    fmt = detect_format(path, fmt)
+    fmt = table_format(path, fmt)
     if path.stat().st_size == 0:
         raise RegistryError(f"{path}: file is empty")
     if fmt == "jsonl":

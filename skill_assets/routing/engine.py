@@ -172,7 +172,7 @@ def _policy_scores(
     weighting: str,
     shrink: float,
     min_slice_size: int,
-    rule: str = "paper",
+    rule: str,
     cell: np.ndarray | None = None,
     n_cells: int = 0,
     skill_shrink: float | None = None,

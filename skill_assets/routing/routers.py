@@ -250,6 +250,7 @@ class MetadataRouter:
             o.weighting,
             o.shrink,
             1,
+            "paper",  # one level of metadata values: the paper's rule, no base to shrink to
         )
         return ctx.picked(_choose(scores, has, overall))
 
