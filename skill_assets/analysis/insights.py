@@ -329,6 +329,22 @@ def _frame(cols: dict) -> pl.DataFrame:
     )
 
 
+def _slice_frame(meta: pl.DataFrame, rows: np.ndarray, cols: dict) -> pl.DataFrame:
+    """The kept slices' meta columns beside their computed ones."""
+    return pl.concat([meta[rows], _frame(cols)], how="horizontal")
+
+
+def _test_columns(out: pl.DataFrame, p: np.ndarray) -> list[pl.Series]:
+    """p with its BH q, and the BH q of the frame's conditional p-values."""
+    return [
+        pl.Series("p", p),
+        pl.Series("q", bh_qvalues(p)),
+        pl.Series(
+            "q_conditional", bh_qvalues(out["p_conditional"].fill_null(np.nan).to_numpy())
+        ).fill_nan(None),
+    ]
+
+
 def _pairwise_from(arr: ScoreArrays, strata, min_n: int) -> pl.DataFrame:
     models, scores, meta, membership = arr.matrices()
     if len(models) < 2 or meta.height == 0:
@@ -354,25 +370,21 @@ def _pairwise_from(arr: ScoreArrays, strata, min_n: int) -> pl.DataFrame:
         lo, hi = _mean_ci(nk, ka[keep] - kb[keep], d2[keep])
         cond = _conditional(membership, strata, won, lost, d, both, rows)
         frames.append(
-            pl.concat(
-                [
-                    meta[rows],
-                    _frame(
-                        {
-                            "model_a": [models[a]] * rows.size,
-                            "model_b": [models[b]] * rows.size,
-                            "n": np.rint(nk).astype(np.int64),
-                            "acc_a": ka[keep] / nk,
-                            "acc_b": kb[keep] / nk,
-                            "effect_ci_low": lo,
-                            "effect_ci_high": hi,
-                            "b": np.rint(bb[keep]).astype(np.int64),
-                            "c": np.rint(cc[keep]).astype(np.int64),
-                            **cond,
-                        }
-                    ),
-                ],
-                how="horizontal",
+            _slice_frame(
+                meta,
+                rows,
+                {
+                    "model_a": [models[a]] * rows.size,
+                    "model_b": [models[b]] * rows.size,
+                    "n": np.rint(nk).astype(np.int64),
+                    "acc_a": ka[keep] / nk,
+                    "acc_b": kb[keep] / nk,
+                    "effect_ci_low": lo,
+                    "effect_ci_high": hi,
+                    "b": np.rint(bb[keep]).astype(np.int64),
+                    "c": np.rint(cc[keep]).astype(np.int64),
+                    **cond,
+                },
             )
         )
     if not frames:
@@ -382,13 +394,7 @@ def _pairwise_from(arr: ScoreArrays, strata, min_n: int) -> pl.DataFrame:
         (pl.col("b") + pl.col("c")).alias("n_discordant"),
     )
     p = mcnemar_exact_p(out["b"].to_numpy(), out["c"].to_numpy())
-    out = out.with_columns(
-        pl.Series("p", p),
-        pl.Series("q", bh_qvalues(p)),
-        pl.Series(
-            "q_conditional", bh_qvalues(out["p_conditional"].fill_null(np.nan).to_numpy())
-        ).fill_nan(None),
-    )
+    out = out.with_columns(_test_columns(out, p))
     return conform(out, PAIRWISE).sort("skill_id", "model_a", "model_b")
 
 
@@ -425,27 +431,23 @@ def _gains_from(arr: ScoreArrays, strata, min_n: int, q_level: float) -> pl.Data
         wlo, whi = wilson_interval(k_own[keep], nk)
         cond = _conditional(membership, strata, above, below, d, ok, rows)
         frames.append(
-            pl.concat(
-                [
-                    meta[rows],
-                    _frame(
-                        {
-                            "model": [model] * rows.size,
-                            "n": np.rint(nk).astype(np.int64),
-                            "accuracy": k_own[keep] / nk,
-                            "other_accuracy": k_oth[keep] / nk,
-                            "gain_ci_low": lo,
-                            "gain_ci_high": hi,
-                            "ci_low": wlo,
-                            "ci_high": whi,
-                            "n_models": n_models[rows].sum(axis=1).astype(np.int64),
-                            "n_above": np.rint(n_above[keep]).astype(np.int64),
-                            "n_below": np.rint(n_below[keep]).astype(np.int64),
-                            **cond,
-                        }
-                    ),
-                ],
-                how="horizontal",
+            _slice_frame(
+                meta,
+                rows,
+                {
+                    "model": [model] * rows.size,
+                    "n": np.rint(nk).astype(np.int64),
+                    "accuracy": k_own[keep] / nk,
+                    "other_accuracy": k_oth[keep] / nk,
+                    "gain_ci_low": lo,
+                    "gain_ci_high": hi,
+                    "ci_low": wlo,
+                    "ci_high": whi,
+                    "n_models": n_models[rows].sum(axis=1).astype(np.int64),
+                    "n_above": np.rint(n_above[keep]).astype(np.int64),
+                    "n_below": np.rint(n_below[keep]).astype(np.int64),
+                    **cond,
+                },
             )
         )
     if not frames:
@@ -459,11 +461,7 @@ def _gains_from(arr: ScoreArrays, strata, min_n: int, q_level: float) -> pl.Data
         .then(pl.lit("strength"))
         .otherwise(pl.lit("weakness"))
         .alias("kind"),
-        pl.Series("p", p),
-        pl.Series("q", bh_qvalues(p)),
-        pl.Series(
-            "q_conditional", bh_qvalues(out["p_conditional"].fill_null(np.nan).to_numpy())
-        ).fill_nan(None),
+        *_test_columns(out, p),
     ).with_columns((pl.col("q") < q_level).fill_null(False).alias("significant"))
     return conform(out, GAINS).sort("skill_id", "model")
 
