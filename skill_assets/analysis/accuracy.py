@@ -23,13 +23,9 @@ from scipy.special import ndtri
 
 from skill_assets.core.schemas import SLICE_ACCURACY, conform, empty
 
+# the per-slice table's columns without the slice: one contract for both tables
 OVERALL_ACCURACY = {
-    "model": pl.String,
-    "n": pl.Int64,
-    "n_correct": pl.Float64,
-    "accuracy": pl.Float64,
-    "ci_low": pl.Float64,
-    "ci_high": pl.Float64,
+    k: SLICE_ACCURACY[k] for k in ("model", "n", "n_correct", "accuracy", "ci_low", "ci_high")
 }
 
 

@@ -139,14 +139,7 @@ def model_evolution(
         nk = n[keep]
         bk = np.rint(b[keep]).astype(np.int64)
         ck = np.rint(c[keep]).astype(np.int64)
-        acc_o, acc_n = k_old[keep] / nk, k_new[keep] / nk
-        lo_o, hi_o = wilson_interval(k_old[keep], nk)
-        lo_n, hi_n = wilson_interval(k_new[keep], nk)
-        change = acc_n - acc_o
-        # Newcombe's hybrid score interval for a difference from the two Wilson
-        # intervals (ignores the pairing, so it is conservative for paired data).
-        ci_lo = change - np.sqrt((acc_n - lo_n) ** 2 + (hi_o - acc_o) ** 2)
-        ci_hi = change + np.sqrt((hi_n - acc_n) ** 2 + (acc_o - lo_o) ** 2)
+        acc_o, acc_n, change, ci_lo, ci_hi = _change_interval(k_old[keep], k_new[keep], nk)
         p_avg = [
             _fisher_p((int(bi), int(ci), b_all - int(bi), c_all - int(ci)), fisher_cache)
             for bi, ci in zip(bk, ck, strict=True)
@@ -171,7 +164,26 @@ def model_evolution(
         )
     if not frames:
         return empty(EVOLUTION)
-    out = pl.concat(frames)
+    return _graded_evolution(pl.concat(frames), q_level)
+
+
+def _change_interval(
+    k_old: np.ndarray, k_new: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both accuracies, their difference and its 95% interval."""
+    acc_o, acc_n = k_old / n, k_new / n
+    lo_o, hi_o = wilson_interval(k_old, n)
+    lo_n, hi_n = wilson_interval(k_new, n)
+    change = acc_n - acc_o
+    # Newcombe's hybrid score interval for a difference from the two Wilson
+    # intervals (ignores the pairing, so it is conservative for paired data).
+    ci_lo = change - np.sqrt((acc_n - lo_n) ** 2 + (hi_o - acc_o) ** 2)
+    ci_hi = change + np.sqrt((hi_n - acc_n) ** 2 + (acc_o - lo_o) ** 2)
+    return acc_o, acc_n, change, ci_lo, ci_hi
+
+
+def _graded_evolution(out: pl.DataFrame, q_level: float) -> pl.DataFrame:
+    """q-values over every pair and slice, direction, significance and the rank per pair."""
     out = out.with_columns(
         pl.Series("q", bh_qvalues(out["p"].to_numpy())),
         pl.Series("q_vs_avg", bh_qvalues(out["p_vs_avg"].to_numpy())),
@@ -249,90 +261,103 @@ def dataset_view(
     else:
         return empty(DATASET_VIEW)
     inst = inst.unique("uid")
-    parts = []
-    # --- benchmark mix -------------------------------------------------------------
+    parts = _benchmark_mix(mem, inst)
+    if results.height:
+        parts += _accuracy_sources(results, mem, inst)
+    if not parts:
+        return empty(DATASET_VIEW)
+    return pl.concat(parts)
+
+
+def _benchmark_mix(mem: pl.DataFrame, inst: pl.DataFrame) -> list[pl.DataFrame]:
+    """The benchmark_mix rows (none when no instance has a top-level skill)."""
     sizes = inst.group_by("benchmark").agg(pl.len().alias("_size"))
     mix = (
         mem.join(inst, on="uid", how="inner")
         .group_by("benchmark", "skill_id", "name")
         .agg(pl.len().cast(pl.Int64).alias("n"))
     )
-    if mix.height:
-        mix = mix.join(sizes, on="benchmark").with_columns(
-            (pl.col("n") / pl.col("_size")).alias("share_of_benchmark"),
-            (pl.col("n") / pl.col("n").sum().over("skill_id")).alias("share_of_skill"),
-            pl.lit("benchmark_mix").alias("view"),
+    if not mix.height:
+        return []
+    mix = mix.join(sizes, on="benchmark").with_columns(
+        (pl.col("n") / pl.col("_size")).alias("share_of_benchmark"),
+        (pl.col("n") / pl.col("n").sum().over("skill_id")).alias("share_of_skill"),
+        pl.lit("benchmark_mix").alias("view"),
+    )
+    return [
+        conform(mix, DATASET_VIEW).sort(
+            ["benchmark", "share_of_benchmark", "skill_id"], descending=[False, True, False]
         )
-        parts.append(
-            conform(mix, DATASET_VIEW).sort(
-                ["benchmark", "share_of_benchmark", "skill_id"], descending=[False, True, False]
-            )
+    ]
+
+
+def _accuracy_sources(
+    results: pl.DataFrame, mem: pl.DataFrame, inst: pl.DataFrame
+) -> list[pl.DataFrame]:
+    """The accuracy_by_skill and accuracy_by_benchmark rows, each with the others' mean."""
+    core = (
+        results.select(
+            pl.col("uid").cast(pl.String),
+            pl.col("model").cast(pl.String),
+            pl.col("correct").cast(pl.Float64),
         )
-    if results.height:
-        core = (
-            results.select(
-                pl.col("uid").cast(pl.String),
-                pl.col("model").cast(pl.String),
-                pl.col("correct").cast(pl.Float64),
-            )
-            .drop_nulls()
-            .group_by("uid", "model")
-            .agg(pl.col("correct").mean())
-            .join(inst, on="uid", how="left")
+        .drop_nulls()
+        .group_by("uid", "model")
+        .agg(pl.col("correct").mean())
+        .join(inst, on="uid", how="left")
+    )
+    totals = core.group_by("model").agg(pl.len().alias("_total"))
+    # --- accuracy by skill: each instance's weight split between its top-level skills
+    k = mem.group_by("uid").agg(pl.len().alias("_k"))
+    split = (
+        core.join(mem, on="uid", how="left")
+        .join(k, on="uid", how="left")
+        .with_columns(
+            pl.col("skill_id").fill_null(NO_SKILL),
+            pl.col("name").fill_null(NO_SKILL),
+            (1.0 / pl.col("_k").fill_null(1)).alias("_w"),
         )
-        totals = core.group_by("model").agg(pl.len().alias("_total"))
-        # --- accuracy by skill: each instance's weight split between its top-level skills
-        k = mem.group_by("uid").agg(pl.len().alias("_k"))
-        split = (
-            core.join(mem, on="uid", how="left")
-            .join(k, on="uid", how="left")
-            .with_columns(
-                pl.col("skill_id").fill_null(NO_SKILL),
-                pl.col("name").fill_null(NO_SKILL),
-                (1.0 / pl.col("_k").fill_null(1)).alias("_w"),
-            )
+    )
+    by_skill = (
+        split.group_by("model", "skill_id", "name")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n"),
+            pl.col("_w").sum().alias("_wsum"),
+            (pl.col("_w") * pl.col("correct")).sum().alias("_csum"),
         )
-        by_skill = (
-            split.group_by("model", "skill_id", "name")
-            .agg(
-                pl.len().cast(pl.Int64).alias("n"),
-                pl.col("_w").sum().alias("_wsum"),
-                (pl.col("_w") * pl.col("correct")).sum().alias("_csum"),
-            )
-            .join(totals, on="model")
-            .with_columns(
-                (pl.col("_wsum") / pl.col("_total")).alias("weight"),
-                (pl.col("_csum") / pl.col("_wsum")).alias("accuracy"),
-                (pl.col("_csum") / pl.col("_total")).alias("contribution"),
-                pl.lit("accuracy_by_skill").alias("view"),
-            )
+        .join(totals, on="model")
+        .with_columns(
+            (pl.col("_wsum") / pl.col("_total")).alias("weight"),
+            (pl.col("_csum") / pl.col("_wsum")).alias("accuracy"),
+            (pl.col("_csum") / pl.col("_total")).alias("contribution"),
+            pl.lit("accuracy_by_skill").alias("view"),
         )
-        by_bench = (
-            core.group_by("model", "benchmark")
-            .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("correct").sum().alias("_csum"))
-            .join(totals, on="model")
-            .with_columns(
-                pl.col("benchmark").alias("name"),
-                (pl.col("n") / pl.col("_total")).alias("weight"),
-                (pl.col("_csum") / pl.col("n")).alias("accuracy"),
-                (pl.col("_csum") / pl.col("_total")).alias("contribution"),
-                pl.lit("accuracy_by_benchmark").alias("view"),
-            )
+    )
+    by_bench = (
+        core.group_by("model", "benchmark")
+        .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("correct").sum().alias("_csum"))
+        .join(totals, on="model")
+        .with_columns(
+            pl.col("benchmark").alias("name"),
+            (pl.col("n") / pl.col("_total")).alias("weight"),
+            (pl.col("_csum") / pl.col("n")).alias("accuracy"),
+            (pl.col("_csum") / pl.col("_total")).alias("contribution"),
+            pl.lit("accuracy_by_benchmark").alias("view"),
         )
-        for frame, key in ((by_skill, "skill_id"), (by_bench, "benchmark")):
-            n_models = pl.col("model").n_unique().over(key)
-            frame = frame.with_columns(
-                pl.when(n_models > 1)
-                .then(pl.col("contribution").sum().over(key) - pl.col("contribution"))
-                .otherwise(None)
-                .alias("_others"),
-                n_models.alias("_nm"),
-            ).with_columns((pl.col("_others") / (pl.col("_nm") - 1)).alias("other_contribution"))
-            parts.append(
-                conform(frame, DATASET_VIEW).sort(
-                    ["model", "contribution", "name"], descending=[False, True, False]
-                )
-            )
-    if not parts:
-        return empty(DATASET_VIEW)
-    return pl.concat(parts)
+    )
+    return [_with_others(by_skill, "skill_id"), _with_others(by_bench, "benchmark")]
+
+
+def _with_others(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """``other_contribution``: the mean contribution of the other models on the same ``key``."""
+    n_models = pl.col("model").n_unique().over(key)
+    frame = frame.with_columns(
+        pl.when(n_models > 1)
+        .then(pl.col("contribution").sum().over(key) - pl.col("contribution"))
+        .otherwise(None)
+        .alias("_others"),
+        n_models.alias("_nm"),
+    ).with_columns((pl.col("_others") / (pl.col("_nm") - 1)).alias("other_contribution"))
+    return conform(frame, DATASET_VIEW).sort(
+        ["model", "contribution", "name"], descending=[False, True, False]
+    )

@@ -329,6 +329,22 @@ def _frame(cols: dict) -> pl.DataFrame:
     )
 
 
+def _slice_frame(meta: pl.DataFrame, rows: np.ndarray, cols: dict) -> pl.DataFrame:
+    """The kept slices' meta columns beside their computed ones."""
+    return pl.concat([meta[rows], _frame(cols)], how="horizontal")
+
+
+def _test_columns(out: pl.DataFrame, p: np.ndarray) -> list[pl.Series]:
+    """p with its BH q, and the BH q of the frame's conditional p-values."""
+    return [
+        pl.Series("p", p),
+        pl.Series("q", bh_qvalues(p)),
+        pl.Series(
+            "q_conditional", bh_qvalues(out["p_conditional"].fill_null(np.nan).to_numpy())
+        ).fill_nan(None),
+    ]
+
+
 def _pairwise_from(arr: ScoreArrays, strata, min_n: int) -> pl.DataFrame:
     models, scores, meta, membership = arr.matrices()
     if len(models) < 2 or meta.height == 0:
@@ -354,25 +370,21 @@ def _pairwise_from(arr: ScoreArrays, strata, min_n: int) -> pl.DataFrame:
         lo, hi = _mean_ci(nk, ka[keep] - kb[keep], d2[keep])
         cond = _conditional(membership, strata, won, lost, d, both, rows)
         frames.append(
-            pl.concat(
-                [
-                    meta[rows],
-                    _frame(
-                        {
-                            "model_a": [models[a]] * rows.size,
-                            "model_b": [models[b]] * rows.size,
-                            "n": np.rint(nk).astype(np.int64),
-                            "acc_a": ka[keep] / nk,
-                            "acc_b": kb[keep] / nk,
-                            "effect_ci_low": lo,
-                            "effect_ci_high": hi,
-                            "b": np.rint(bb[keep]).astype(np.int64),
-                            "c": np.rint(cc[keep]).astype(np.int64),
-                            **cond,
-                        }
-                    ),
-                ],
-                how="horizontal",
+            _slice_frame(
+                meta,
+                rows,
+                {
+                    "model_a": [models[a]] * rows.size,
+                    "model_b": [models[b]] * rows.size,
+                    "n": np.rint(nk).astype(np.int64),
+                    "acc_a": ka[keep] / nk,
+                    "acc_b": kb[keep] / nk,
+                    "effect_ci_low": lo,
+                    "effect_ci_high": hi,
+                    "b": np.rint(bb[keep]).astype(np.int64),
+                    "c": np.rint(cc[keep]).astype(np.int64),
+                    **cond,
+                },
             )
         )
     if not frames:
@@ -382,13 +394,7 @@ def _pairwise_from(arr: ScoreArrays, strata, min_n: int) -> pl.DataFrame:
         (pl.col("b") + pl.col("c")).alias("n_discordant"),
     )
     p = mcnemar_exact_p(out["b"].to_numpy(), out["c"].to_numpy())
-    out = out.with_columns(
-        pl.Series("p", p),
-        pl.Series("q", bh_qvalues(p)),
-        pl.Series(
-            "q_conditional", bh_qvalues(out["p_conditional"].fill_null(np.nan).to_numpy())
-        ).fill_nan(None),
-    )
+    out = out.with_columns(_test_columns(out, p))
     return conform(out, PAIRWISE).sort("skill_id", "model_a", "model_b")
 
 
@@ -425,27 +431,23 @@ def _gains_from(arr: ScoreArrays, strata, min_n: int, q_level: float) -> pl.Data
         wlo, whi = wilson_interval(k_own[keep], nk)
         cond = _conditional(membership, strata, above, below, d, ok, rows)
         frames.append(
-            pl.concat(
-                [
-                    meta[rows],
-                    _frame(
-                        {
-                            "model": [model] * rows.size,
-                            "n": np.rint(nk).astype(np.int64),
-                            "accuracy": k_own[keep] / nk,
-                            "other_accuracy": k_oth[keep] / nk,
-                            "gain_ci_low": lo,
-                            "gain_ci_high": hi,
-                            "ci_low": wlo,
-                            "ci_high": whi,
-                            "n_models": n_models[rows].sum(axis=1).astype(np.int64),
-                            "n_above": np.rint(n_above[keep]).astype(np.int64),
-                            "n_below": np.rint(n_below[keep]).astype(np.int64),
-                            **cond,
-                        }
-                    ),
-                ],
-                how="horizontal",
+            _slice_frame(
+                meta,
+                rows,
+                {
+                    "model": [model] * rows.size,
+                    "n": np.rint(nk).astype(np.int64),
+                    "accuracy": k_own[keep] / nk,
+                    "other_accuracy": k_oth[keep] / nk,
+                    "gain_ci_low": lo,
+                    "gain_ci_high": hi,
+                    "ci_low": wlo,
+                    "ci_high": whi,
+                    "n_models": n_models[rows].sum(axis=1).astype(np.int64),
+                    "n_above": np.rint(n_above[keep]).astype(np.int64),
+                    "n_below": np.rint(n_below[keep]).astype(np.int64),
+                    **cond,
+                },
             )
         )
     if not frames:
@@ -459,11 +461,7 @@ def _gains_from(arr: ScoreArrays, strata, min_n: int, q_level: float) -> pl.Data
         .then(pl.lit("strength"))
         .otherwise(pl.lit("weakness"))
         .alias("kind"),
-        pl.Series("p", p),
-        pl.Series("q", bh_qvalues(p)),
-        pl.Series(
-            "q_conditional", bh_qvalues(out["p_conditional"].fill_null(np.nan).to_numpy())
-        ).fill_nan(None),
+        *_test_columns(out, p),
     ).with_columns((pl.col("q") < q_level).fill_null(False).alias("significant"))
     return conform(out, GAINS).sort("skill_id", "model")
 
@@ -635,85 +633,12 @@ def skill_insights(
     smat = _strata_matrix(arr.uids, strata)
     pw = _pairwise_from(arr, smat, min_slice_size)
     gains = _gains_from(arr, smat, min_slice_size, q_level)
-    shares = pl.DataFrame(
-        {
-            "skill_id": np.repeat(arr.meta["skill_id"].to_numpy(), len(arr.models)),
-            "model": arr.models * arr.meta.height,
-            "_share": unparsed_shares(arr).ravel(),
-        }
-    ).with_columns(pl.col("_share").fill_nan(None))
+    shares = _unparsed_table(arr)
     parts = []
     if gains.height:
-        others = (
-            gains.select("skill_id", "model")
-            .join(shares.rename({"model": "_other"}), on="skill_id")
-            .filter(pl.col("_other") != pl.col("model"))
-            .group_by("skill_id", "model")
-            .agg(pl.col("_share").mean().alias("other_unparsed_share"))
-        )
-        parts.append(
-            gains.join(others, on=["skill_id", "model"], how="left").select(
-                "kind",
-                "skill_id",
-                "name",
-                "level",
-                "model",
-                pl.lit(None, dtype=pl.String).alias("other_model"),
-                pl.col("gain").alias("effect"),
-                pl.col("gain_ci_low").alias("effect_ci_low"),
-                pl.col("gain_ci_high").alias("effect_ci_high"),
-                "n",
-                "accuracy",
-                "other_accuracy",
-                "ci_low",
-                "ci_high",
-                "other_unparsed_share",
-                pl.lit(GAIN_TEST).alias("test"),
-                "p",
-                "q",
-                *_CONDITIONAL,
-            )
-        )
+        parts.append(_gain_findings(gains, shares))
     if pw.height:
-        a_wins = pl.col("effect") >= 0
-
-        def pick(x, y):
-            return pl.when(a_wins).then(x).otherwise(y)
-
-        pw_rows = pw.select(
-            pl.lit("pairwise").alias("kind"),
-            "skill_id",
-            "name",
-            "level",
-            pick(pl.col("model_a"), pl.col("model_b")).alias("model"),
-            pick(pl.col("model_b"), pl.col("model_a")).alias("other_model"),
-            pl.col("effect").abs().alias("effect"),
-            pick(pl.col("effect_ci_low"), -pl.col("effect_ci_high")).alias("effect_ci_low"),
-            pick(pl.col("effect_ci_high"), -pl.col("effect_ci_low")).alias("effect_ci_high"),
-            "n",
-            pick(pl.col("acc_a"), pl.col("acc_b")).alias("accuracy"),
-            pick(pl.col("acc_b"), pl.col("acc_a")).alias("other_accuracy"),
-            pl.lit(PAIRWISE_TEST).alias("test"),
-            "p",
-            "q",
-            pick(pl.col("rest_effect"), -pl.col("rest_effect")).alias("rest_effect"),
-            "rest_n",
-            pick(pl.col("conditional_odds_ratio"), 1.0 / pl.col("conditional_odds_ratio")).alias(
-                "conditional_odds_ratio"
-            ),
-            "p_conditional",
-            "q_conditional",
-        )
-        lo, hi = wilson_interval(
-            (pw_rows["accuracy"] * pw_rows["n"]).to_numpy(), pw_rows["n"].to_numpy()
-        )
-        pw_rows = pw_rows.with_columns(pl.Series("ci_low", lo), pl.Series("ci_high", hi))
-        pw_rows = pw_rows.join(
-            shares.rename({"model": "other_model", "_share": "other_unparsed_share"}),
-            on=["skill_id", "other_model"],
-            how="left",
-        )
-        parts.append(pw_rows)
+        parts.append(_pairwise_findings(pw, shares))
     if not parts:
         return empty(INSIGHTS)
     body = {k: v for k, v in INSIGHTS.items() if k not in ("insight_id", "significant", "rank")}
@@ -721,6 +646,102 @@ def skill_insights(
     out = out.drop("unparsed_share").join(
         shares.rename({"_share": "unparsed_share"}), on=["skill_id", "model"], how="left"
     )
+    out = _graded(out, q_level, strata_label)
+    out = out.sort(_order(out))
+    out = merge_near_duplicates(out, arr.membership, arr.meta["skill_id"].to_list(), merge_overlap)
+    out = out.sort(_order(out)).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("model").alias("rank")
+    )
+    return conform(out, INSIGHTS)
+
+
+def _unparsed_table(arr: ScoreArrays) -> pl.DataFrame:
+    """(skill_id, model, _share): each model's share of unparsed answers on each slice."""
+    return pl.DataFrame(
+        {
+            "skill_id": np.repeat(arr.meta["skill_id"].to_numpy(), len(arr.models)),
+            "model": arr.models * arr.meta.height,
+            "_share": unparsed_shares(arr).ravel(),
+        }
+    ).with_columns(pl.col("_share").fill_nan(None))
+
+
+def _gain_findings(gains: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
+    """Strength/weakness rows in the findings' columns; the others' unparsed share is their mean."""
+    others = (
+        gains.select("skill_id", "model")
+        .join(shares.rename({"model": "_other"}), on="skill_id")
+        .filter(pl.col("_other") != pl.col("model"))
+        .group_by("skill_id", "model")
+        .agg(pl.col("_share").mean().alias("other_unparsed_share"))
+    )
+    return gains.join(others, on=["skill_id", "model"], how="left").select(
+        "kind",
+        "skill_id",
+        "name",
+        "level",
+        "model",
+        pl.lit(None, dtype=pl.String).alias("other_model"),
+        pl.col("gain").alias("effect"),
+        pl.col("gain_ci_low").alias("effect_ci_low"),
+        pl.col("gain_ci_high").alias("effect_ci_high"),
+        "n",
+        "accuracy",
+        "other_accuracy",
+        "ci_low",
+        "ci_high",
+        "other_unparsed_share",
+        pl.lit(GAIN_TEST).alias("test"),
+        "p",
+        "q",
+        *_CONDITIONAL,
+    )
+
+
+def _pairwise_findings(pw: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
+    """Pairwise rows in the findings' columns, turned so that ``model`` is the better one."""
+    a_wins = pl.col("effect") >= 0
+
+    def pick(x, y):
+        return pl.when(a_wins).then(x).otherwise(y)
+
+    pw_rows = pw.select(
+        pl.lit("pairwise").alias("kind"),
+        "skill_id",
+        "name",
+        "level",
+        pick(pl.col("model_a"), pl.col("model_b")).alias("model"),
+        pick(pl.col("model_b"), pl.col("model_a")).alias("other_model"),
+        pl.col("effect").abs().alias("effect"),
+        pick(pl.col("effect_ci_low"), -pl.col("effect_ci_high")).alias("effect_ci_low"),
+        pick(pl.col("effect_ci_high"), -pl.col("effect_ci_low")).alias("effect_ci_high"),
+        "n",
+        pick(pl.col("acc_a"), pl.col("acc_b")).alias("accuracy"),
+        pick(pl.col("acc_b"), pl.col("acc_a")).alias("other_accuracy"),
+        pl.lit(PAIRWISE_TEST).alias("test"),
+        "p",
+        "q",
+        pick(pl.col("rest_effect"), -pl.col("rest_effect")).alias("rest_effect"),
+        "rest_n",
+        pick(pl.col("conditional_odds_ratio"), 1.0 / pl.col("conditional_odds_ratio")).alias(
+            "conditional_odds_ratio"
+        ),
+        "p_conditional",
+        "q_conditional",
+    )
+    lo, hi = wilson_interval(
+        (pw_rows["accuracy"] * pw_rows["n"]).to_numpy(), pw_rows["n"].to_numpy()
+    )
+    pw_rows = pw_rows.with_columns(pl.Series("ci_low", lo), pl.Series("ci_high", hi))
+    return pw_rows.join(
+        shares.rename({"model": "other_model", "_share": "other_unparsed_share"}),
+        on=["skill_id", "other_model"],
+        how="left",
+    )
+
+
+def _graded(out: pl.DataFrame, q_level: float, strata_label: str) -> pl.DataFrame:
+    """Ids, q-values over the whole table, the unparsed flag and each finding's level."""
     ids = [
         _insight_id(k, s, m, o)
         for k, s, m, o in zip(
@@ -747,7 +768,7 @@ def skill_insights(
     gap_unparsed = pl.when(claim_up).then(1.0).otherwise(-1.0) * (
         pl.col("other_unparsed_share") - pl.col("unparsed_share")
     )
-    out = out.with_columns(
+    return out.with_columns(
         (pl.col("q") < q_level).fill_null(False).alias("significant"),
         ((pl.col("effect").abs() > 0) & (gap_unparsed >= 0.5 * pl.col("effect").abs()))
         .fill_null(False)
@@ -761,12 +782,6 @@ def skill_insights(
         .alias("level_of_finding"),
         pl.col("level").cast(pl.Int64),
     )
-    out = out.sort(_order(out))
-    out = merge_near_duplicates(out, arr.membership, arr.meta["skill_id"].to_list(), merge_overlap)
-    out = out.sort(_order(out)).with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("model").alias("rank")
-    )
-    return conform(out, INSIGHTS)
 
 
 def _strata_words(label: str) -> str:

@@ -459,13 +459,8 @@ def cluster_skill_names(
     cluster names until fewer than 1% of them have another at cosine ≥
     near_duplicate_threshold(threshold). Deterministic for the same input.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     n = len(names)
-    if len(vectors) != n:
-        raise ValueError(f"{n} names but {len(vectors)} vectors")
-    if counts is not None and len(counts) != n:
-        raise ValueError(f"{n} names but {len(counts)} counts")
+    _check_inputs(method, n, vectors, counts)
     if n == 0:
         return pl.DataFrame(
             schema={"name": pl.String, "cluster_id": pl.Int64, "cluster_name": pl.String}
@@ -513,6 +508,22 @@ def cluster_skill_names(
             break  # nothing merged
         labels = sub[labels]
         reps = _central_members(v, labels, w, name_arr)
+    return _cluster_frame(names, name_arr, labels, reps)
+
+
+def _check_inputs(method: str, n: int, vectors: np.ndarray, counts: list[int] | None) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if len(vectors) != n:
+        raise ValueError(f"{n} names but {len(vectors)} vectors")
+    if counts is not None and len(counts) != n:
+        raise ValueError(f"{n} names but {len(counts)} counts")
+
+
+def _cluster_frame(
+    names: list[str], name_arr: np.ndarray, labels: np.ndarray, reps: np.ndarray
+) -> pl.DataFrame:
+    """One row per name: its cluster id and the cluster's most central name."""
     final = _renumber(labels)  # ids in order of each cluster's first name
     reps_final = np.empty_like(reps)
     reps_final[final] = reps[labels]
@@ -597,6 +608,31 @@ def build_slices(
     slice. Free-text names are clustered; a cluster named like a canonical skill
     shares its slice.
     """
+    mapping = _name_mapping(mentions, name_vectors, threshold, method)
+    m = mentions.join(
+        mapping.select(pl.col("name").alias("skill_name"), "level", "skill_id", "cluster_name"),
+        on=["skill_name", "level"],
+    )
+    parents = _parents(m)
+    slices = (
+        m.group_by("skill_id")
+        .agg(
+            pl.col("cluster_name").first().alias("name"),
+            pl.col("level").first(),
+            pl.col("skill_name").unique().sort().alias("member_names"),
+            pl.col("uid").unique().sort().alias("uids"),
+        )
+        .with_columns(pl.col("uids").list.len().cast(pl.Int64).alias("n"))
+        .join(parents, on="skill_id", how="left")
+        .sort(["level", "n", "skill_id"], descending=[False, True, False])
+    )
+    return conform(slices, SLICES), mapping.select("level", "name", "skill_id", "cluster_name")
+
+
+def _name_mapping(
+    mentions: pl.DataFrame, name_vectors: dict[str, np.ndarray], threshold: float, method: str
+) -> pl.DataFrame:
+    """(name, cluster_name, level, skill_id) of every distinct name, level by level."""
     names = distinct_names(mentions)
     canonical = canonical_names(mentions)
     per_level = []
@@ -629,7 +665,7 @@ def build_slices(
                 .alias("skill_id"),
             )
         )
-    mapping = (
+    return (
         pl.concat(per_level)
         if per_level
         else pl.DataFrame(
@@ -641,13 +677,12 @@ def build_slices(
             }
         )
     )
-    m = mentions.join(
-        mapping.select(pl.col("name").alias("skill_name"), "level", "skill_id", "cluster_name"),
-        on=["skill_name", "level"],
-    )
-    # Parent: most frequent skill one level up within the same (uid, step).
+
+
+def _parents(m: pl.DataFrame) -> pl.DataFrame:
+    """(skill_id, parent_id): the skill one level up most often in the same (uid, step)."""
     up = m.select("uid", "step", pl.col("level") + 1, pl.col("skill_id").alias("parent_id"))
-    parents = (
+    return (
         m.join(up, on=["uid", "step", "level"])
         .group_by("skill_id", "parent_id")
         .agg(pl.len().alias("k"))
@@ -656,19 +691,6 @@ def build_slices(
         .first()
         .select("skill_id", "parent_id")
     )
-    slices = (
-        m.group_by("skill_id")
-        .agg(
-            pl.col("cluster_name").first().alias("name"),
-            pl.col("level").first(),
-            pl.col("skill_name").unique().sort().alias("member_names"),
-            pl.col("uid").unique().sort().alias("uids"),
-        )
-        .with_columns(pl.col("uids").list.len().cast(pl.Int64).alias("n"))
-        .join(parents, on="skill_id", how="left")
-        .sort(["level", "n", "skill_id"], descending=[False, True, False])
-    )
-    return conform(slices, SLICES), mapping.select("level", "name", "skill_id", "cluster_name")
 
 
 def _near_duplicate_fraction(v: np.ndarray, threshold: float, exact: bool | None = None):

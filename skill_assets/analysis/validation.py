@@ -579,8 +579,6 @@ def run_probing(
     log=print,
 ) -> pl.DataFrame:
     """Probe the lowest/median/highest-accuracy slices with every model; PROBES rows."""
-    from skill_assets.resources.llm import LLMRequest
-
     structured = verifier.settings.structured_mode != "text"
     targets = probe_targets(slice_accuracy)
     pairs = [
@@ -601,73 +599,92 @@ def run_probing(
     judge_rows: list[int] = []
     judge_requests = []
     for model, client in model_clients.items():
-        asks, slots = [], []
-        for t, uid, pr, gen in probes:
-            base = {
-                "skill_id": t["skill_id"],
-                "slice_name": t["name"],
-                "position": t["position"],
-                "slice_accuracy": t["accuracy"],
-                "uid": uid,
-                "model": model,
-                "model_correct": score.get((model, uid)),
-            }
-            if pr is None:
-                err = gen.error or "parse: no probes"
-                rows.append({**base, "call_id": gen.call_id, "error": f"generation: {err}"})
-                continue
-            for kind, question, expected in probe_questions(pr):
-                slots.append(len(rows))
-                rows.append(
-                    {
-                        **base,
-                        "claim": pr.claim,
-                        "probe_kind": kind,
-                        "question": question,
-                        "expected": expected,
-                    }
-                )
-                asks.append(
-                    LLMRequest(
-                        messages=[
-                            {"role": "system", "content": ANSWER_SYSTEM},
-                            {"role": "user", "content": question},
-                        ],
-                        purpose="probe",
-                        tag=f"ask|{t['skill_id']}|{uid}|{kind}",
-                        max_tokens=160,
-                    )
-                )
+        slots, asks = _probe_rows(model, probes, score, rows)
         answers = client.complete_many(asks)
         for i, ans in zip(slots, answers, strict=True):
-            row = rows[i]
-            row.update(response=ans.text, call_id=ans.call_id, error=ans.error)
-            if ans.error:
-                continue
-            verdict = yes_no(ans.text) if row["probe_kind"] != "open" else None
-            if verdict is not None:
-                row["consistent"] = verdict == row["expected"]
-                continue
-            judge_rows.append(i)
-            judge_requests.append(
-                LLMRequest(
-                    messages=[
-                        {"role": "system", "content": JUDGE_SYSTEM},
-                        {
-                            "role": "user",
-                            "content": consistency_prompt(
-                                row["claim"], row["question"], row["expected"], ans.text or ""
-                            ),
-                        },
-                    ],
-                    purpose="judge",
-                    response_model=Consistency if structured else None,
-                    tag=f"judge|{model}|{row['skill_id']}|{row['uid']}|{row['probe_kind']}",
-                )
-            )
+            judge = _record_answer(rows[i], ans, model, structured)
+            if judge is not None:
+                judge_rows.append(i)
+                judge_requests.append(judge)
     for i, verdict in zip(judge_rows, verifier.complete_many(judge_requests), strict=True):
         if verdict.error:
             rows[i]["error"] = f"judge: {verdict.error}"
         else:
             rows[i]["consistent"] = parse_consistency(verdict)
     return pl.DataFrame(rows, schema=PROBES)
+
+
+def _probe_rows(
+    model: str,
+    probes: list[tuple[dict, str, Probes | None, Any]],
+    score: dict[tuple[str, str], Any],
+    rows: list[dict[str, Any]],
+) -> tuple[list[int], list]:
+    """Append ``model``'s probe rows to ``rows``; the rows to answer and their requests."""
+    from skill_assets.resources.llm import LLMRequest
+
+    asks, slots = [], []
+    for t, uid, pr, gen in probes:
+        base = {
+            "skill_id": t["skill_id"],
+            "slice_name": t["name"],
+            "position": t["position"],
+            "slice_accuracy": t["accuracy"],
+            "uid": uid,
+            "model": model,
+            "model_correct": score.get((model, uid)),
+        }
+        if pr is None:
+            err = gen.error or "parse: no probes"
+            rows.append({**base, "call_id": gen.call_id, "error": f"generation: {err}"})
+            continue
+        for kind, question, expected in probe_questions(pr):
+            slots.append(len(rows))
+            rows.append(
+                {
+                    **base,
+                    "claim": pr.claim,
+                    "probe_kind": kind,
+                    "question": question,
+                    "expected": expected,
+                }
+            )
+            asks.append(
+                LLMRequest(
+                    messages=[
+                        {"role": "system", "content": ANSWER_SYSTEM},
+                        {"role": "user", "content": question},
+                    ],
+                    purpose="probe",
+                    tag=f"ask|{t['skill_id']}|{uid}|{kind}",
+                    max_tokens=160,
+                )
+            )
+    return slots, asks
+
+
+def _record_answer(row: dict[str, Any], ans, model: str, structured: bool):
+    """Store the model's answer in its row; the judge request when yes/no cannot decide it."""
+    from skill_assets.resources.llm import LLMRequest
+
+    row.update(response=ans.text, call_id=ans.call_id, error=ans.error)
+    if ans.error:
+        return None
+    verdict = yes_no(ans.text) if row["probe_kind"] != "open" else None
+    if verdict is not None:
+        row["consistent"] = verdict == row["expected"]
+        return None
+    return LLMRequest(
+        messages=[
+            {"role": "system", "content": JUDGE_SYSTEM},
+            {
+                "role": "user",
+                "content": consistency_prompt(
+                    row["claim"], row["question"], row["expected"], ans.text or ""
+                ),
+            },
+        ],
+        purpose="judge",
+        response_model=Consistency if structured else None,
+        tag=f"judge|{model}|{row['skill_id']}|{row['uid']}|{row['probe_kind']}",
+    )

@@ -217,30 +217,13 @@ def _format_routing(ev) -> str:
 def evaluate(project_dir: str, model_name: str) -> None:
     """Run a live model on every benchmark and write its results file."""
     import polars as pl
-    from tqdm import tqdm
 
-    from skill_assets.app.runner import preflight
-    from skill_assets.core.atomic import atomic_path
     from skill_assets.core.registry import load_project
-    from skill_assets.ingest.live import make_judge_client, run_live_evaluation
-    from skill_assets.resources.llm import LLMConfigError
-    from skill_assets.resources.project import ProjectResource
+    from skill_assets.ingest.live import make_judge_client
 
     project = load_project(project_dir, allow_missing_results=True)
     entry = project.model(model_name)
-    if entry.provider is None:
-        raise RegistryError(
-            f"{project.registry_path}: model {model_name!r} has no 'provider'; nothing to run"
-        )
-    instances = preflight(project)
-    resource = ProjectResource(project_dir=str(project.root), allow_missing_results=True)
-    client = resource.llm_client(entry)
-    try:
-        client.check_ready()
-    except LLMConfigError as e:
-        raise RegistryError(
-            f"model {model_name!r} (provider {entry.provider!r}) cannot run here: {e}"
-        ) from None
+    instances, resource, client = _live_setup(project, model_name, entry)
     judge = project.registry.judge
     judge_client = make_judge_client(judge, resource.call_cache()) if judge else None
     judged = {"requested": 0, "judged": 0, "overturned": 0, "failed": 0}
@@ -248,23 +231,7 @@ def evaluate(project_dir: str, model_name: str) -> None:
     by_batch = 0  # answers the provider batch API produced (cache hits in client.stats)
     frames, failed, first_error = [], 0, None
     for name, df in instances.items():
-        with tqdm(total=df.height, desc=f"{model_name} on {name}", unit="q") as bar:
-            last = [0]
-
-            def progress(done, total=None, bar=bar, last=last):
-                bar.update(done - last[0])
-                last[0] = done
-
-            # model_results calls this per partition; here: one file for all benchmarks, no partial
-            res, fails, run_stats = run_live_evaluation(
-                df,
-                entry,
-                client,
-                log=lambda m: None,
-                progress=progress,
-                judge_client=judge_client,
-                batch_state_dir=project.state_dir / "batches",
-            )
+        res, fails, run_stats = _evaluate_benchmark(project, entry, client, judge_client, name, df)
         for k in judged:
             judged[k] += run_stats.get("judge", {}).get(k, 0)
         batches += run_stats.get("batch", {}).get("batches", [])
@@ -276,16 +243,7 @@ def evaluate(project_dir: str, model_name: str) -> None:
     out = pl.concat(frames, how="vertical_relaxed")
     target = project.results_target(model_name)
     total = sum(df.height for df in instances.values())
-    if failed:
-        # A partial file would replace a complete one and look like a model that skipped
-        # questions; the answered calls are cached, so a re-run only repeats the failures.
-        raise click.ClickException(
-            f"{failed} of {total} calls failed (first: {first_error}); {target} was not "
-            "written (previous content kept). Fix the cause and re-run: answered calls are cached."
-        )
-    cols = ["benchmark", "instance_id", "model", "response", "parsed_answer", "correct"]
-    with atomic_path(target) as tmp:
-        out.select(cols).write_ndjson(tmp)
+    _write_results(out, target, failed, total, first_error)
     stats = client.stats
     summary: dict[str, Any] = {
         "model": model_name,
@@ -305,6 +263,69 @@ def evaluate(project_dir: str, model_name: str) -> None:
         summary["batches"] = batches
         summary["llm_calls"]["by_batch"] = by_batch
     click.echo(json.dumps(summary))
+
+
+def _live_setup(project, model_name: str, entry):
+    """(instances, project resource, ready client) for a live model, or a RegistryError."""
+    from skill_assets.app.runner import preflight
+    from skill_assets.resources.llm import LLMConfigError
+    from skill_assets.resources.project import ProjectResource
+
+    if entry.provider is None:
+        raise RegistryError(
+            f"{project.registry_path}: model {model_name!r} has no 'provider'; nothing to run"
+        )
+    instances = preflight(project)
+    resource = ProjectResource(project_dir=str(project.root), allow_missing_results=True)
+    client = resource.llm_client(entry)
+    try:
+        client.check_ready()
+    except LLMConfigError as e:
+        raise RegistryError(
+            f"model {model_name!r} (provider {entry.provider!r}) cannot run here: {e}"
+        ) from None
+    return instances, resource, client
+
+
+def _evaluate_benchmark(project, entry, client, judge_client, name: str, df):
+    """One benchmark's (results, failures, stats), with a progress bar."""
+    from tqdm import tqdm
+
+    from skill_assets.ingest.live import run_live_evaluation
+
+    with tqdm(total=df.height, desc=f"{entry.name} on {name}", unit="q") as bar:
+        last = [0]
+
+        def progress(done, total=None, bar=bar, last=last):
+            bar.update(done - last[0])
+            last[0] = done
+
+        # model_results calls this per partition; here: one file for all benchmarks, no partial
+        return run_live_evaluation(
+            df,
+            entry,
+            client,
+            log=lambda m: None,
+            progress=progress,
+            judge_client=judge_client,
+            batch_state_dir=project.state_dir / "batches",
+        )
+
+
+def _write_results(out, target, failed: int, total: int, first_error: str | None) -> None:
+    """Write the results file, only when every call was answered."""
+    from skill_assets.core.atomic import atomic_path
+
+    if failed:
+        # A partial file would replace a complete one and look like a model that skipped
+        # questions; the answered calls are cached, so a re-run only repeats the failures.
+        raise click.ClickException(
+            f"{failed} of {total} calls failed (first: {first_error}); {target} was not "
+            "written (previous content kept). Fix the cause and re-run: answered calls are cached."
+        )
+    cols = ["benchmark", "instance_id", "model", "response", "parsed_answer", "correct"]
+    with atomic_path(target) as tmp:
+        out.select(cols).write_ndjson(tmp)
 
 
 @main.command()

@@ -638,6 +638,18 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
     registry_path = p if p.is_file() else p / REGISTRY_FILE
     if not registry_path.exists():
         raise RegistryError(f"{registry_path}: registry file not found")
+    registry = _read_registry(registry_path)
+    project = Project(
+        registry_path.parent.resolve(), registry, registry_path, allow_missing_results
+    )
+    _check_benchmarks(project, registry, registry_path)
+    _check_models(project, registry, registry_path, allow_missing_results)
+    _check_references(registry, registry_path)
+    return project
+
+
+def _read_registry(registry_path: Path) -> Registry:
+    """The registry file parsed and validated; the first problem as a RegistryError."""
     try:
         raw = yaml.load(registry_path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except UnicodeDecodeError as e:
@@ -657,9 +669,11 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         raise RegistryError(f"{registry_path}: key '{_loc(err['loc'])}': {msg}") from None
-    project = Project(
-        registry_path.parent.resolve(), registry, registry_path, allow_missing_results
-    )
+    return registry
+
+
+def _check_benchmarks(project: Project, registry: Registry, registry_path: Path) -> None:
+    """Benchmark paths exist; skills and importer options are consistent."""
     for i, b in enumerate(registry.benchmarks):
         project.resolve(b.path, f"benchmarks[{i}].path")
     for i, b in enumerate(registry.benchmarks):
@@ -678,6 +692,12 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
                     " to harness outputs (format lm-eval, inspect, helm or a reader's import"
                     " path) only; an instances file takes none"
                 )
+
+
+def _check_models(
+    project: Project, registry: Registry, registry_path: Path, allow_missing_results: bool
+) -> None:
+    """Results paths exist (see load_project); model options parse."""
     for i, m in enumerate(registry.models):
         if m.results is not None:
             if m.provider is not None and not (project.root / m.results).exists():
@@ -691,6 +711,11 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
             project.resolve(m.results, f"models[{i}].results")
         if m.options is not None:
             parse_options(m.options, f"{registry_path}: key 'models[{i}].options'")
+
+
+def _check_references(registry: Registry, registry_path: Path) -> None:
+    """Models named by `compare` and `validation.probe_models` are registered (probe models
+    live); `routing.metadata_column` is not empty."""
     for i, pair in enumerate(registry.compare):
         for name in pair:
             if name not in {m.name for m in registry.models}:
@@ -708,7 +733,6 @@ def load_project(project_dir: str | Path, allow_missing_results: bool = False) -
             )
     if registry.routing.metadata_column is not None and not registry.routing.metadata_column:
         raise RegistryError(f"{registry_path}: key 'routing.metadata_column': empty")
-    return project
 
 
 def stable_hash(*parts) -> str:

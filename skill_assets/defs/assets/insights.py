@@ -1,7 +1,7 @@
 """Group insights: accuracy per slice, tested findings, model evolution and the dataset view."""
 
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue
+from dagster import AssetExecutionContext, MetadataValue, TableMetadataValue
 
 from skill_assets.core.registry import RegistryError
 from skill_assets.core.schemas import RESULTS
@@ -56,29 +56,15 @@ def skill_insights(
     Each finding is tested on the slice and against the rest of its benchmark
     (and metadata) strata; see ``skill_assets.analysis.insights``.
     """
-    from dagster import TableColumn, TableRecord, TableSchema
-
-    from skill_assets.analysis.insights import headline, instance_strata
+    from skill_assets.analysis.insights import headline
     from skill_assets.analysis.insights import skill_insights as compute
     from skill_assets.present.lineage import lineage_markdown
-    from skill_assets.present.plots import markdown_image, strengths_plot
-    from skill_assets.present.report import findings_markdown, findings_records
+    from skill_assets.present.report import findings_markdown
 
     proj = project.project
     results = concat(model_results, RESULTS)
     reg = proj.registry
-    columns = reg.insights.strata_columns(reg.routing)
-    instances = concat(benchmark_instances)
-    try:
-        strata = instance_strata(results, instances, columns)
-    except ValueError as e:
-        if reg.insights.strata is not None:  # named explicitly: a misspelling must not pass
-            raise RegistryError(f"{proj.registry_path}: {e}") from None
-        context.log.warning(
-            f"routing.metadata_column not in the instances; strata: benchmark ({e})"
-        )
-        columns = []
-        strata = instance_strata(results, instances, columns)
+    strata, columns = _strata(context, proj, results, concat(benchmark_instances))
     df = compute(
         results,
         skill_slices,
@@ -90,11 +76,69 @@ def skill_insights(
     )
     significant = df.filter(pl.col("significant")).height if df.height else 0
     skill_level = df.filter(pl.col("level_of_finding") == "skill").height if df.height else 0
+    top_findings = _top_findings(df)
+    # Kept as it was before the split, for identical metadata: the names after "benchmark"
+    # are the findings table's columns (the old code reused `columns`), not the strata's.
+    strata_shown = [c.name for c in top_findings.schema.columns]
+    return output(
+        df,
+        findings=df.height,
+        significant=significant,
+        skill_level_findings=skill_level,
+        strata=MetadataValue.json(["benchmark", *strata_shown]),
+        lineage=safe_md(
+            lineage_markdown(df, skill_slices, concat(skill_mentions), concat(rationales))
+        ),
+        q_level=reg.insights.q_level,
+        min_slice_size=reg.slices.min_slice_size,
+        top_findings=top_findings,
+        findings_table=safe_md(findings_markdown(df, limit=25)),
+        strengths_weaknesses=safe_md(_strengths_pictures(df, slice_accuracy)),
+        headline=safe_md(md_code(headline(df))),
+    )
+
+
+def _strata(context: AssetExecutionContext, proj, results: pl.DataFrame, instances: pl.DataFrame):
+    """(strata, metadata columns in them): the configured ones, or the benchmark alone when
+    the default metadata column is missing."""
+    from skill_assets.analysis.insights import instance_strata
+
+    reg = proj.registry
+    columns = reg.insights.strata_columns(reg.routing)
+    try:
+        strata = instance_strata(results, instances, columns)
+    except ValueError as e:
+        if reg.insights.strata is not None:  # named explicitly: a misspelling must not pass
+            raise RegistryError(f"{proj.registry_path}: {e}") from None
+        context.log.warning(
+            f"routing.metadata_column not in the instances; strata: benchmark ({e})"
+        )
+        columns = []
+        strata = instance_strata(results, instances, columns)
+    return strata, columns
+
+
+def _top_findings(df: pl.DataFrame) -> TableMetadataValue:
+    """The first findings as a Dagster metadata table."""
+    from dagster import TableColumn, TableRecord, TableSchema
+
+    from skill_assets.present.report import findings_records
+
     records = findings_records(df, limit=25)
     columns = {  # the metadata table's schema
         k: "float" if k == "effect_pts" else "int" if k in ("level", "n") else "string"
         for k in (records[0] if records else {"kind": None, "model": None, "skill": None})
     }
+    return MetadataValue.table(
+        records=[TableRecord(r) for r in records],
+        schema=TableSchema(columns=[TableColumn(k, t) for k, t in columns.items()]),
+    )
+
+
+def _strengths_pictures(df: pl.DataFrame, slice_accuracy: pl.DataFrame) -> str:
+    """Markdown strengths/weaknesses plots of the first models."""
+    from skill_assets.present.plots import markdown_image, strengths_plot
+
     models = sorted(slice_accuracy["model"].unique().to_list()) if slice_accuracy.height else []
     pictures = []
     for m in models[:12]:  # every model is in the HTML report; metadata stays bounded
@@ -103,25 +147,7 @@ def skill_insights(
         )
         if img:
             pictures.append(f"**{m}**\n\n{img}")
-    return output(
-        df,
-        findings=df.height,
-        significant=significant,
-        skill_level_findings=skill_level,
-        strata=MetadataValue.json(["benchmark", *columns]),
-        lineage=safe_md(
-            lineage_markdown(df, skill_slices, concat(skill_mentions), concat(rationales))
-        ),
-        q_level=reg.insights.q_level,
-        min_slice_size=reg.slices.min_slice_size,
-        top_findings=MetadataValue.table(
-            records=[TableRecord(r) for r in records],
-            schema=TableSchema(columns=[TableColumn(k, t) for k, t in columns.items()]),
-        ),
-        findings_table=safe_md(findings_markdown(df, limit=25)),
-        strengths_weaknesses=safe_md("\n\n".join(pictures) or "*(nothing to plot)*"),
-        headline=safe_md(md_code(headline(df))),
-    )
+    return "\n\n".join(pictures) or "*(nothing to plot)*"
 
 
 @aggregate_asset(
