@@ -772,6 +772,8 @@ def annotate_with_taxonomy(
     again, and each text is embedded at most once per embedder across runs and callers.
     `log` receives one progress line per chunk (plain lines, readable in any log).
     """
+    # Over 80 lines only by its keyword parameters and this docstring; the stages are the
+    # helpers _node_vectors, _Columns, _domain_priors and _annotate_chunk.
     if max_paths < 1:
         raise ValueError("max_paths must be at least 1")
     tax = _resolve(taxonomy)
@@ -785,31 +787,21 @@ def annotate_with_taxonomy(
     kw_index = _KeywordIndex.build(tax)
     # at most 4 non-zeros per row: sparse products keep scoring cheap (200k questions)
     hint_weights = csr_matrix(_general_weights(st, hint_max_level))
-
+    c = _Columns.of(instances, use_metadata_hints, max_chars)
     n = instances.height
-    cols = instances.columns
-
-    def col(name: str) -> list:
-        return instances[name].to_list() if name in cols else [None] * n
-
-    uids, benchmarks = col("uid"), col("benchmark")
-    questions, options, images = col("question"), col("options"), col("image")
-    metas = col("metadata") if use_metadata_hints else [None] * n
-    texts = [instance_text(q, o, max_chars) for q, o in zip(questions, options, strict=True)]
-    embedded = [0]
-
-    def count(k: int) -> None:
-        embedded[0] += k
-
-    def vectors_of(batch: list[str]) -> np.ndarray:
-        return cache.vectors(batch, embedder, batch_size=batch_size, on_embedded=count)
-
+    vectors_of = _CountingVectors(cache, embedder, batch_size)
     priors: dict = {}
     if prior_weight > 0:
         priors = _domain_priors(
-            benchmarks, uids, texts, vectors_of, node_vecs, st, prior_sample, prior_min_instances
+            c.benchmarks,
+            c.uids,
+            c.texts,
+            vectors_of,
+            node_vecs,
+            st,
+            prior_sample,
+            prior_min_instances,
         )
-
     params = _ScoreParams(
         max_paths=max_paths,
         hint_keys=tuple(hint_keys),
@@ -823,34 +815,13 @@ def annotate_with_taxonomy(
         diversity=diversity,
         cross_domain_cue=cross_domain_cue,
     )
+    scorer = _Scorer(tax, st, kw_index, hint_weights, params, node_vecs, priors)
     rat_parts: list[pl.DataFrame] = []
     men_parts: list[pl.DataFrame] = []
     t0 = time.perf_counter()
     for c0 in range(0, n, chunk_size):
         rows = range(c0, min(n, c0 + chunk_size))
-        chunk_texts = [texts[i] for i in rows]
-        present = [t for t in chunk_texts if t]
-        vecs = vectors_of(present) if present else np.zeros((0, node_vecs.shape[1]), np.float32)
-        t_sims = iter(vecs @ node_vecs.T)
-        sims = [next(t_sims) if t else None for t in chunk_texts]
-        hints = [metadata_hints(metas[i], hint_keys) for i in rows]
-        uniq_hints = sorted({h for hs in hints for h in hs})
-        h_pos = {h: k for k, h in enumerate(uniq_hints)}
-        h_sims = (vectors_of(uniq_hints) @ node_vecs.T) if uniq_hints else None
-        rat_rows: list[dict] = []
-        men_rows: list[dict] = []
-        for j, i in enumerate(rows):
-            hint_sim = (
-                h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
-                if hints[j] and h_sims is not None
-                else None
-            )
-            _annotate_one(
-                tax, st, kw_index, hint_weights, params,
-                uid=uids[i], bench=benchmarks[i], sims=sims[j], question=questions[i],
-                options=options[i], image=images[i], hints=hints[j], hint_sim=hint_sim,
-                prior=priors.get(benchmarks[i]), rat_rows=rat_rows, men_rows=men_rows,
-            )  # fmt: skip
+        rat_rows, men_rows = _annotate_chunk(scorer, c, rows, vectors_of, hint_keys)
         rat_parts.append(_rationale_frame(rat_rows, annotator_model, tax.version))
         men_parts.append(_mention_frame(men_rows))
         if log is not None:
@@ -858,11 +829,104 @@ def annotate_with_taxonomy(
             rate = done / max(time.perf_counter() - t0, 1e-9)
             log(
                 f"taxonomy annotator: {done}/{n} instances ({100 * done / n:.0f}%), "
-                f"{embedded[0]} texts embedded, {rate:.0f} instances/s"
+                f"{vectors_of.embedded} texts embedded, {rate:.0f} instances/s"
             )
     rationales = pl.concat(rat_parts)
     mentions = pl.concat(men_parts)
     return conform(rationales, RATIONALES), conform(mentions, MENTIONS)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The instance columns the annotator reads, as lists (None where a column is absent)."""
+
+    uids: list
+    benchmarks: list
+    questions: list
+    options: list
+    images: list
+    metas: list
+    texts: list[str]
+
+    @classmethod
+    def of(cls, instances: pl.DataFrame, use_metadata_hints: bool, max_chars: int) -> _Columns:
+        n = instances.height
+        cols = instances.columns
+
+        def col(name: str) -> list:
+            return instances[name].to_list() if name in cols else [None] * n
+
+        uids, benchmarks = col("uid"), col("benchmark")
+        questions, options, images = col("question"), col("options"), col("image")
+        metas = col("metadata") if use_metadata_hints else [None] * n
+        texts = [instance_text(q, o, max_chars) for q, o in zip(questions, options, strict=True)]
+        return cls(uids, benchmarks, questions, options, images, metas, texts)
+
+
+class _CountingVectors:
+    """The cache's vectors of texts, counting the texts newly embedded (for the log)."""
+
+    def __init__(self, cache, embedder, batch_size: int) -> None:
+        self.cache = cache
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.embedded = 0
+
+    def _count(self, k: int) -> None:
+        self.embedded += k
+
+    def __call__(self, batch: list[str]) -> np.ndarray:
+        return self.cache.vectors(
+            batch, self.embedder, batch_size=self.batch_size, on_embedded=self._count
+        )
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """What scoring an instance needs besides the instance: fixed for the whole call."""
+
+    tax: Taxonomy
+    st: _Structure
+    kw_index: _KeywordIndex
+    hint_weights: Any
+    params: _ScoreParams
+    node_vecs: np.ndarray
+    priors: dict
+
+
+def _annotate_chunk(
+    sc: _Scorer,
+    c: _Columns,
+    rows: range,
+    vectors_of: _CountingVectors,
+    hint_keys: Sequence[str],
+) -> tuple[list[dict], list[dict]]:
+    """(rationale rows, mention rows) of the instances at `rows`: their texts and metadata
+    hints are embedded in one batch each."""
+    chunk_texts = [c.texts[i] for i in rows]
+    present = [t for t in chunk_texts if t]
+    vecs = vectors_of(present) if present else np.zeros((0, sc.node_vecs.shape[1]), np.float32)
+    t_sims = iter(vecs @ sc.node_vecs.T)
+    sims = [next(t_sims) if t else None for t in chunk_texts]
+    hints = [metadata_hints(c.metas[i], hint_keys) for i in rows]
+    uniq_hints = sorted({h for hs in hints for h in hs})
+    h_pos = {h: k for k, h in enumerate(uniq_hints)}
+    h_sims = (vectors_of(uniq_hints) @ sc.node_vecs.T) if uniq_hints else None
+    rat_rows: list[dict] = []
+    men_rows: list[dict] = []
+    for j, i in enumerate(rows):
+        hint_sim = (
+            h_sims[[h_pos[h] for h in hints[j]]].max(axis=0)
+            if hints[j] and h_sims is not None
+            else None
+        )
+        _annotate_one(
+            sc.tax, sc.st, sc.kw_index, sc.hint_weights, sc.params,
+            uid=c.uids[i], bench=c.benchmarks[i], sims=sims[j], question=c.questions[i],
+            options=c.options[i], image=c.images[i], hints=hints[j], hint_sim=hint_sim,
+            prior=sc.priors.get(c.benchmarks[i]), rat_rows=rat_rows, men_rows=men_rows,
+        )  # fmt: skip
+    return rat_rows, men_rows
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,68 @@ def _disagree(answers: dict[str, dict], model: str, other: str | None) -> bool:
     return bool(rest) and sum(rest) / len(rest) != float(mine)
 
 
+def _sample_uids(
+    all_uids: list[str], answers: dict[str, dict[str, dict]], finding: dict, sample: int
+) -> tuple[list[str], list[str]]:
+    """(the disagreeing uids, the ``sample`` uids to list: disagreeing ones first)."""
+    split = [
+        u
+        for u in all_uids
+        if _disagree(answers.get(u, {}), finding["model"], finding.get("other_model"))
+    ]
+    chosen = set(split[:sample])
+    uids = split[:sample] + [u for u in all_uids if u not in chosen][: max(0, sample - len(chosen))]
+    return split, uids
+
+
+def _call_record(rat: dict, cache) -> dict | None:
+    """The cached LLM call behind a rationale, when the cache still holds it."""
+    if not (rat.get("call_id") and cache is not None):
+        return None
+    rec = cache.get(rat["call_id"])
+    if rec is None:
+        return None
+    return {
+        "call_id": rec.call_id,
+        "provider": rec.provider,
+        "model": rec.model,
+        "prompt_hash": rec.prompt_hash,
+        "time": rec.created_at,
+        "cost_usd": rec.cost_usd,
+    }
+
+
+def _chain_entry(
+    uid: str,
+    instances: pl.DataFrame,
+    rationales: pl.DataFrame,
+    hits: pl.DataFrame,
+    answers: dict[str, dict],
+    cache,
+) -> dict:
+    """One listed instance: question, every model's answer, the skill steps, provenance."""
+    inst = instances.filter(pl.col("uid") == uid).row(0, named=True)
+    rat_rows = rationales.filter(pl.col("uid") == uid)
+    rat = rat_rows.row(0, named=True) if rat_rows.height else {}
+    steps = hits.filter(pl.col("uid") == uid)
+    call = _call_record(rat, cache)
+    return {
+        "uid": uid,
+        "question": inst["question"][:300],
+        "gold_answer": inst.get("answer"),
+        "answers": dict(sorted(answers.items())),
+        "steps": [
+            # imported skills carry no span (None): kept as None, never indexed
+            {"step": s["step"], "skill_name": s["skill_name"], "span": s["span"]}
+            for s in steps.iter_rows(named=True)
+        ],
+        "provenance": rat.get("provenance"),
+        "annotator_model": rat.get("annotator_model"),
+        "prompt_version": rat.get("prompt_version"),
+        "call": call,
+    }
+
+
 def explain(project: Project, insight_id: str, sample: int = 5) -> dict:
     """The evidence chain behind one row of `skill_insights`, as one JSON-able dict.
 
@@ -102,54 +164,16 @@ def explain(project: Project, insight_id: str, sample: int = 5) -> dict:
     members = set(sl["member_names"])
     all_uids = list(dict.fromkeys(sl["uids"]))
     answers = _answers(results, all_uids)
-    split = [
-        u
-        for u in all_uids
-        if _disagree(answers.get(u, {}), finding["model"], finding.get("other_model"))
-    ]
-    chosen = set(split[:sample])
-    uids = split[:sample] + [u for u in all_uids if u not in chosen][: max(0, sample - len(chosen))]
+    split, uids = _sample_uids(all_uids, answers, finding, sample)
     hits = mentions.filter(
         pl.col("uid").is_in(uids)
         & (pl.col("level") == sl["level"])
         & pl.col("skill_name").is_in(list(members))
     ).sort("uid", "step")
     cache = _cache(project)
-    chain = []
-    for uid in uids:
-        inst = instances.filter(pl.col("uid") == uid).row(0, named=True)
-        rat_rows = rationales.filter(pl.col("uid") == uid)
-        rat = rat_rows.row(0, named=True) if rat_rows.height else {}
-        steps = hits.filter(pl.col("uid") == uid)
-        call = None
-        if rat.get("call_id") and cache is not None:
-            rec = cache.get(rat["call_id"])
-            if rec is not None:
-                call = {
-                    "call_id": rec.call_id,
-                    "provider": rec.provider,
-                    "model": rec.model,
-                    "prompt_hash": rec.prompt_hash,
-                    "time": rec.created_at,
-                    "cost_usd": rec.cost_usd,
-                }
-        chain.append(
-            {
-                "uid": uid,
-                "question": inst["question"][:300],
-                "gold_answer": inst.get("answer"),
-                "answers": dict(sorted(answers.get(uid, {}).items())),
-                "steps": [
-                    # imported skills carry no span (None): kept as None, never indexed
-                    {"step": s["step"], "skill_name": s["skill_name"], "span": s["span"]}
-                    for s in steps.iter_rows(named=True)
-                ],
-                "provenance": rat.get("provenance"),
-                "annotator_model": rat.get("annotator_model"),
-                "prompt_version": rat.get("prompt_version"),
-                "call": call,
-            }
-        )
+    chain = [
+        _chain_entry(uid, instances, rationales, hits, answers.get(uid, {}), cache) for uid in uids
+    ]
     return {
         "finding": {k: finding.get(k) for k in FINDING_KEYS},
         "slice": {

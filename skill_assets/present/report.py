@@ -250,16 +250,9 @@ def load_inputs(project: Project) -> dict[str, pl.DataFrame | None]:
     return out
 
 
-def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> str:
-    """The report as one HTML string (images inlined as data: URIs)."""
+def _overall_section(results: pl.DataFrame | None) -> dict[str, Table | None]:
+    """Overall accuracy per model, and per benchmark when there are several."""
     from skill_assets.analysis.accuracy import overall_accuracy
-
-    acc, ins, ev = inputs["slice_accuracy"], inputs["skill_insights"], inputs["routing_evaluation"]
-    assert acc is not None and ins is not None and ev is not None  # write_report checks
-    results = inputs.get("model_results")
-    reg = project.registry
-    min_size = reg.insights.min_n or reg.slices.min_slice_size
-    q_level = reg.insights.q_level
 
     overall: dict[str, Table | None] = {"table": None, "per_benchmark": None}
     if results is not None and results.height:
@@ -275,7 +268,10 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
             overall["per_benchmark"] = _table(
                 per_bench, ["benchmark", "model", "n", "accuracy"], limit=200
             )
+    return overall
 
+
+def _findings_section(ins: pl.DataFrame) -> dict[str, Any]:
     findings: dict[str, Any] = {"tested": ins.height, "significant": 0, "table": None}
     if ins.height:
         sig = ins.filter(pl.col("significant"))
@@ -284,7 +280,10 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
         findings["table"] = _table(
             _numbered(_shown(ranked_findings(shown))), FINDING_COLS, cls="findings"
         )
+    return findings
 
+
+def _model_sections(acc: pl.DataFrame, ins: pl.DataFrame) -> list[dict[str, Any]]:
     models = []
     for m in sorted(acc["model"].unique().to_list()) if acc.height else []:
         mine = ins.filter((pl.col("model") == m) & pl.col("kind").is_in(["strength", "weakness"]))
@@ -295,8 +294,11 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
                 "table": _table(_numbered(_shown(mine.sort("rank"))), FINDING_COLS, limit=12),
             }
         )
+    return models
 
-    heatmap = {
+
+def _heatmap_section(acc: pl.DataFrame) -> dict[str, Any]:
+    return {
         "figure": _img(plots.accuracy_heatmap(acc), "accuracy heat map (skills × models)"),
         "table": _table(
             acc.filter(~pl.col("small")).sort(["level", "n"], descending=[False, True]),
@@ -305,52 +307,55 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
         ),
     }
 
-    evolution: dict[str, Any] | None = None
-    if reg.compare:
-        evo = inputs.get("model_evolution")
-        evolution = {"figure": None, "pairs": []}
-        if evo is not None and evo.height:
-            evolution["figure"] = _img(
-                plots.evolution_bars(evo, q_level=q_level),
-                "model evolution: most improved and regressed skills",
-            )
-            evolution["pairs"] = [
-                {"old": old, "new": new, "table": _table(grp.sort("rank"), EVOLUTION_COLS, 20)}
-                for (old, new), grp in evo.group_by(["old_model", "new_model"], maintain_order=True)
-            ]
 
-    dataset: dict[str, Any] | None = None
-    view = inputs.get("dataset_view")
-    if view is not None and view.height:
-        by_bench = view.filter(pl.col("view") == "accuracy_by_benchmark")
-        dataset = {
-            "figure": _img(plots.dataset_plot(view), "dataset view"),
-            "mix": _table(
-                view.filter(pl.col("view") == "benchmark_mix"),
-                ["benchmark", "name", "n", "share_of_benchmark", "share_of_skill"],
-                100,
-            ),
-            "by_skill": _table(
-                view.filter(pl.col("view") == "accuracy_by_skill"),
-                [
-                    "model",
-                    "name",
-                    "n",
-                    "weight",
-                    "accuracy",
-                    "contribution",
-                    "other_contribution",
-                ],
-                100,
-            ),
-            "by_benchmark": _table(
-                by_bench, ["model", "name", "n", "weight", "accuracy", "contribution"], 100
-            )
-            if by_bench["name"].n_unique() > 1
-            else None,
-        }
+def _evolution_section(evo: pl.DataFrame | None, q_level: float) -> dict[str, Any]:
+    evolution: dict[str, Any] = {"figure": None, "pairs": []}
+    if evo is not None and evo.height:
+        evolution["figure"] = _img(
+            plots.evolution_bars(evo, q_level=q_level),
+            "model evolution: most improved and regressed skills",
+        )
+        evolution["pairs"] = [
+            {"old": old, "new": new, "table": _table(grp.sort("rank"), EVOLUTION_COLS, 20)}
+            for (old, new), grp in evo.group_by(["old_model", "new_model"], maintain_order=True)
+        ]
+    return evolution
 
-    routing = {
+
+def _dataset_section(view: pl.DataFrame | None) -> dict[str, Any] | None:
+    if view is None or not view.height:
+        return None
+    by_bench = view.filter(pl.col("view") == "accuracy_by_benchmark")
+    return {
+        "figure": _img(plots.dataset_plot(view), "dataset view"),
+        "mix": _table(
+            view.filter(pl.col("view") == "benchmark_mix"),
+            ["benchmark", "name", "n", "share_of_benchmark", "share_of_skill"],
+            100,
+        ),
+        "by_skill": _table(
+            view.filter(pl.col("view") == "accuracy_by_skill"),
+            [
+                "model",
+                "name",
+                "n",
+                "weight",
+                "accuracy",
+                "contribution",
+                "other_contribution",
+            ],
+            100,
+        ),
+        "by_benchmark": _table(
+            by_bench, ["model", "name", "n", "weight", "accuracy", "contribution"], 100
+        )
+        if by_bench["name"].n_unique() > 1
+        else None,
+    }
+
+
+def _routing_section(ev: pl.DataFrame) -> dict[str, Any]:
+    return {
         "figure": _img(plots.routing_bars(ev), "routing: held-out accuracy (leave-one-out)"),
         "table": _table(
             ev.sort(["scheme", "accuracy"], descending=[False, True]) if ev.height else ev,
@@ -358,6 +363,22 @@ def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> st
             limit=100,
         ),
     }
+
+
+def build_report(project: Project, inputs: dict[str, pl.DataFrame | None]) -> str:
+    """The report as one HTML string (images inlined as data: URIs)."""
+    acc, ins, ev = inputs["slice_accuracy"], inputs["skill_insights"], inputs["routing_evaluation"]
+    assert acc is not None and ins is not None and ev is not None  # write_report checks
+    reg = project.registry
+    min_size = reg.insights.min_n or reg.slices.min_slice_size
+    q_level = reg.insights.q_level
+    overall = _overall_section(inputs.get("model_results"))
+    findings = _findings_section(ins)
+    models = _model_sections(acc, ins)
+    heatmap = _heatmap_section(acc)
+    evolution = _evolution_section(inputs.get("model_evolution"), q_level) if reg.compare else None
+    dataset = _dataset_section(inputs.get("dataset_view"))
+    routing = _routing_section(ev)
     return _template().render(
         project_root=str(project.root),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -181,6 +181,25 @@ def task_matches(
     return (wanted in names) if wanted is not None else (benchmark in names)
 
 
+def no_source(
+    path: Path, what: str, benchmark: str, opts: ImportOptions, found: str, names: list[str]
+) -> NoReturn:
+    """The error when ``path`` holds nothing for ``benchmark``: what it holds instead
+    (``found`` names them, e.g. ``"tasks"``) and the option that picks one."""
+    raise RegistryError(
+        f"{path}: no {what} {wanted_task(opts, benchmark) or benchmark!r}; "
+        f"{found} found: {names}; set options.task"
+    )
+
+
+def not_present(
+    where: str | Path, option: str, value: Any, what: str, present: str, after: str = ""
+) -> NoReturn:
+    """The error when ``options.<option>`` names a ``value`` the file does not hold:
+    ``<where>: no <what> <value> (options.<option>)<after>; <present>``."""
+    raise RegistryError(f"{where}: no {what} {value!r} (options.{option}){after}; {present}")
+
+
 @contextmanager
 def guard(path: Path, fmt: str) -> Iterator[None]:
     """Last line of defence: any unexpected failure becomes a RegistryError naming the file."""

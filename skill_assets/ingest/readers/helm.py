@@ -40,6 +40,8 @@ from skill_assets.ingest.readers.common import (
     guard,
     kind_of,
     load_json_quietly,
+    no_source,
+    not_present,
     option_letters,
     read_json_file,
     scalar_id,
@@ -47,7 +49,6 @@ from skill_assets.ingest.readers.common import (
     short,
     subkey,
     task_matches,
-    wanted_task,
 )
 
 HELM_METRICS = (
@@ -206,10 +207,8 @@ def _helm_metric(stats_path: Path, parsed: list[_Stats], opts: ImportOptions) ->
     split: str | None
     if opts.split is not None:
         if opts.split not in splits:
-            raise RegistryError(
-                f"{stats_path}: no stats for split {opts.split!r} (options.split); "
-                f"splits present: {sorted(s for s in splits if s)}"
-            )
+            present = f"splits present: {sorted(s for s in splits if s)}"
+            not_present(stats_path, "split", opts.split, "stats for split", present)
         split = opts.split
     else:
         split = (
@@ -226,10 +225,8 @@ def _helm_metric(stats_path: Path, parsed: list[_Stats], opts: ImportOptions) ->
                 names.append(n)
     if opts.metric is not None:
         if opts.metric not in names:
-            raise RegistryError(
-                f"{stats_path}: no stat {opts.metric!r} (options.metric) for split {split!r}; "
-                f"stats present: {names[:30]}"
-            )
+            present, after = f"stats present: {names[:30]}", f" for split {split!r}"
+            not_present(stats_path, "metric", opts.metric, "stat", present, after)
         return opts.metric, split
     metric = next((m for m in HELM_METRICS if m in names), None)
     if metric is None:
@@ -353,10 +350,7 @@ def _helm_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[Ins
     run = _helm_source(path, benchmark, opts)
     if run is None:
         names = [r.name for r in _helm_runs(path)]
-        raise RegistryError(
-            f"{path}: no HELM run for benchmark {wanted_task(opts, benchmark) or benchmark!r}; "
-            f"runs found: {names}; set options.task"
-        )
+        no_source(path, "HELM run for benchmark", benchmark, opts, "runs", names)
     state_path = run.folder / "scenario_state.json"
     with guard(state_path, "helm"):
         if not state_path.is_file():

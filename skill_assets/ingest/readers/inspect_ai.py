@@ -52,13 +52,13 @@ from skill_assets.ingest.readers.common import (
     json_text,
     kind_of,
     load_json_quietly,
+    no_source,
     peek,
     scalar_id,
     score01,
     short,
     subkey,
     task_matches,
-    wanted_task,
 )
 
 _log = logging.getLogger(__name__)
@@ -587,10 +587,7 @@ def _inspect_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
     log = _inspect_source(path, benchmark, opts)
     if log is None:
         tasks = sorted(str(lg.task) for lg in _inspect_logs(path))
-        raise RegistryError(
-            f"{path}: no Inspect log for task {wanted_task(opts, benchmark) or benchmark!r}; "
-            f"tasks found: {tasks}; set options.task"
-        )
+        no_source(path, "Inspect log for task", benchmark, opts, "tasks", tasks)
     with guard(log.path, "inspect"):
         if not log.samples:
             raise RegistryError(f"{log.path}: the log holds no samples")

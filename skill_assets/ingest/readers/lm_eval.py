@@ -65,6 +65,8 @@ from skill_assets.ingest.readers.common import (
     guard,
     json_text,
     kind_of,
+    no_source,
+    not_present,
     option_letters,
     peek,
     scalar_id,
@@ -72,7 +74,6 @@ from skill_assets.ingest.readers.common import (
     short,
     subkey,
     task_matches,
-    wanted_task,
 )
 
 LM_EVAL_METRICS = ("acc", "exact_match", "em", "pass@1", "pass_at_1", "acc_norm", "accuracy")
@@ -202,10 +203,8 @@ def _lm_eval_select(path: Path, rows: list[tuple[str, dict]], opts: ImportOption
             filters.append(f)
     if opts.filter is not None:
         if opts.filter not in filters:
-            raise RegistryError(
-                f"{path}: no samples with filter {opts.filter!r} (options.filter); "
-                f"filters present: {[f for f in filters if f is not None]}"
-            )
+            present = f"filters present: {[f for f in filters if f is not None]}"
+            not_present(path, "filter", opts.filter, "samples with filter", present)
         chosen = opts.filter
     else:
         chosen = "none" if "none" in filters else filters[0]
@@ -231,11 +230,8 @@ def _lm_eval_metric(path: Path, where: str, row: dict, opts: ImportOptions) -> s
         candidates = [k for k in row if k not in LM_EVAL_RESERVED]
     if opts.metric is not None:
         if opts.metric not in row:
-            fail(
-                where,
-                f"no metric {opts.metric!r} (options.metric) in this sample; "
-                f"metrics present: {candidates}",
-            )
+            present = f"metrics present: {candidates}"
+            not_present(where, "metric", opts.metric, "metric", present, " in this sample")
         return opts.metric
     for m in LM_EVAL_METRICS:
         if m in candidates:
@@ -428,10 +424,7 @@ def _lm_eval_instances(path: Path, benchmark: str, opts: ImportOptions) -> list[
     src = _lm_eval_source(path, benchmark, opts)
     if src is None:
         tasks = sorted(str(t) for t in _lm_eval_files(path))
-        raise RegistryError(
-            f"{path}: no samples file for task {wanted_task(opts, benchmark) or benchmark!r}; "
-            f"tasks found: {tasks}; set options.task"
-        )
+        no_source(path, "samples file for task", benchmark, opts, "tasks", tasks)
     with guard(src, "lm-eval"):
         selected, _ = _lm_eval_select(src, _read_lm_eval_rows(src), opts)
         items = []
