@@ -522,6 +522,7 @@ def test_secret_never_leaks(tmp_path, caplog):
             results += client.complete_many(
                 [req("ok", response_model=Answer), req("auth"), req("flaky")]
             )
+            assert SENTINEL not in client.stats.model_dump_json()
         # the server did receive the key, and echoed it in its 401 message
         assert any(SENTINEL in json.dumps(r.headers) for r in srv.requests)
     errors = [r.error for r in results if r.error]
