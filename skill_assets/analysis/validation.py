@@ -529,21 +529,6 @@ def inconsistency_table(probes: pl.DataFrame) -> pl.DataFrame:
 # --------------------------------------------------------------------------- orchestration
 
 
-def merge_stats(*stats: dict) -> dict:
-    """Sum LLM client stats (calls, tokens, cost, per purpose)."""
-    out: dict[str, Any] = {"by_purpose": {}}
-    for st in stats:
-        for key, value in (st or {}).items():
-            if key == "by_purpose":
-                for purpose, counts in value.items():
-                    slot = out["by_purpose"].setdefault(purpose, {})
-                    for k, v in counts.items():
-                        slot[k] = slot.get(k, 0) + v
-            elif isinstance(value, (int, float)):
-                out[key] = out.get(key, 0) + value
-    return out
-
-
 def run_verification(
     mentions: pl.DataFrame,
     rationales: pl.DataFrame,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import polars as pl
 
 from skill_assets.core.schemas import MENTIONS, RATIONALES, empty
+from skill_assets.resources.call_stats import CallStats
 
 
 def annotate_instances(
@@ -16,14 +17,14 @@ def annotate_instances(
     log: Callable[[str], None] = print,
     *,
     batch: bool | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+) -> tuple[pl.DataFrame, pl.DataFrame, CallStats]:
     """Annotate every instance once; returns (rationales, mentions, llm stats).
 
     ``batch``: use the provider batch API (default: the annotator's ``batch`` setting;
     interactive callers such as ``route`` pass False)."""
     ann = project.registry.annotator
     if instances.height == 0:
-        return empty(RATIONALES), empty(MENTIONS), {}
+        return empty(RATIONALES), empty(MENTIONS), CallStats()
     if ann.provider == "taxonomy":
         from skill_assets.annotate.taxonomy import annotate_with_taxonomy
 
@@ -36,7 +37,7 @@ def annotate_instances(
             cache=resource.question_vectors(),
             log=_chunk_logger(log, instances.height),
         )
-        return rationales, mentions, {}
+        return rationales, mentions, CallStats()
     from skill_assets.annotate.rationales import (
         PROMPT_VERSION,
         build_annotation_requests,
@@ -63,10 +64,8 @@ def annotate_instances(
     results = client.complete_many(requests, progress=_progress_logger(log, len(requests)))
     rationales, mentions = rationales_from_results(instances, results, client.settings, version)
     if batch_stats is not None:
-        from skill_assets.resources.batch import merge_batch_stats
-
-        return rationales, mentions, merge_batch_stats(client.stats, batch_stats)
-    return rationales, mentions, client.stats
+        return rationales, mentions, client.stats.with_batch(batch_stats)
+    return rationales, mentions, client.stats.model_copy(deep=True)
 
 
 def _progress_logger(log, total: int):

@@ -232,10 +232,12 @@ def evaluate(project_dir: str, model_name: str) -> None:
     frames, failed, first_error = [], 0, None
     for name, df in instances.items():
         res, fails, run_stats = _evaluate_benchmark(project, entry, client, judge_client, name, df)
-        for k in judged:
-            judged[k] += run_stats.get("judge", {}).get(k, 0)
-        batches += run_stats.get("batch", {}).get("batches", [])
-        by_batch += run_stats.get("batch", {}).get("written", 0)
+        if run_stats.judge is not None:
+            for k in judged:  # the summary's keys are JudgeStats field names
+                judged[k] += getattr(run_stats.judge, k)
+        if run_stats.batch is not None:
+            batches += run_stats.batch.batches
+            by_batch += run_stats.batch.written
         frames.append(res)
         failed += fails.height
         if fails.height and first_error is None:
@@ -252,13 +254,13 @@ def evaluate(project_dir: str, model_name: str) -> None:
         "failed": failed,
         "accuracy": round(float(cast(float, out["correct"].mean())), 4) if out.height else None,
         "llm_calls": {
-            "made": stats.get("made", 0) + by_batch,
-            "cached": stats.get("cached", 0) - by_batch,
+            "made": stats.made + by_batch,
+            "cached": stats.cached - by_batch,
         },
     }
     if judge_client is not None:
         js = judge_client.stats
-        summary["judge"] = judged | {"made": js.get("made", 0), "cached": js.get("cached", 0)}
+        summary["judge"] = judged | {"made": js.made, "cached": js.cached}
     if entry.batch:
         summary["batches"] = batches
         summary["llm_calls"]["by_batch"] = by_batch

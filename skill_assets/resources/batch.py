@@ -40,6 +40,7 @@ from typing import Any
 
 from skill_assets.core.atomic import atomic_path
 from skill_assets.resources.call_cache import CallRecord, clean_base_url, utc_now_iso
+from skill_assets.resources.call_stats import BatchStats
 from skill_assets.resources.llm import (
     LLMClient,
     LLMConfigError,
@@ -341,7 +342,7 @@ def run_batch(
     poll_s: float = 30.0,
     log: Callable[[str], None] | None = None,
     timeout_s: float | None = None,
-) -> dict[str, Any]:
+) -> BatchStats:
     """Fill ``client``'s call cache with answers from the provider's batch API.
 
     Requests already cached are skipped; requests covered by a batch recorded under
@@ -350,7 +351,7 @@ def run_batch(
     has ended, polling every ``poll_s`` seconds; with ``timeout_s`` it raises
     :class:`BatchPending` instead once that many seconds have passed (call again to resume).
 
-    Returns counts: ``requests`` (distinct), ``cached`` (already in the cache),
+    Returns a :class:`BatchStats`: ``requests`` (distinct), ``cached`` (already in the cache),
     ``submitted`` (sent in new batches), ``resumed`` (collected from earlier batches),
     ``written`` (answers stored; ``by_purpose``: the same per purpose), ``errored`` (lines
     left for the live path), ``batches`` (ids), ``cost_usd``, ``input_tokens``,
@@ -376,21 +377,9 @@ def run_batch(
         except Exception:  # complete_many reports it; nothing to batch
             continue
         prepared.setdefault(p.key, p)
-    stats: dict[str, Any] = {
-        "requests": len(prepared),
-        "cached": 0,
-        "submitted": 0,
-        "resumed": 0,
-        "written": 0,
-        "errored": 0,
-        "batches": [],
-        "cost_usd": 0.0,
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "by_purpose": {},
-    }
+    stats = BatchStats(requests=len(prepared))
     pending = {k for k in prepared if k not in client.cache}
-    stats["cached"] = len(prepared) - len(pending)
+    stats.cached = len(prepared) - len(pending)
     if not pending:
         return stats
 
@@ -404,7 +393,7 @@ def run_batch(
             if keys & pending:
                 active.append((path, state))
                 covered |= keys & pending
-                stats["resumed"] += len(keys & pending)
+                stats.resumed += len(keys & pending)
                 say(
                     f"resuming provider batch {state['batch_id']} "
                     f"({len(keys & pending)} of our requests)"
@@ -435,7 +424,7 @@ def run_batch(
             path = _state_path(state_dir, s.provider, ids["batch_id"])
             _write_state(path, state)
             active.append((path, state))
-            stats["submitted"] += len(chunk)
+            stats.submitted += len(chunk)
             say(f"submitted provider batch {ids['batch_id']} with {len(chunk)} requests")
             chunk, size = [], 0
 
@@ -452,7 +441,7 @@ def run_batch(
             chunk.append((key, line))
             size += n
         flush()
-        stats["batches"] = [st["batch_id"] for _, st in active]
+        stats.batches = [st["batch_id"] for _, st in active]
 
         # 3. poll until every batch has ended, collecting each as it does
         t0 = time.monotonic()
@@ -493,11 +482,13 @@ def run_batch(
         ) from None
     finally:
         api.close()
-    stats["cost_usd"] = round(stats["cost_usd"], 10)
+    stats.cost_usd = round(stats.cost_usd, 10)
     return stats
 
 
-def _collect(api, client: LLMClient, prepared, path: Path, state, info, stats, say) -> None:
+def _collect(
+    api, client: LLMClient, prepared, path: Path, state, info, stats: BatchStats, say
+) -> None:
     """Write an ended batch's answers to the cache; drop its state file once every request
     in it is resolved (cached or errored)."""
     s = client.settings
@@ -521,10 +512,10 @@ def _collect(api, client: LLMClient, prepared, path: Path, state, info, stats, s
                 rec = rec.model_copy(update={"cost_usd": s.cost(outcome.usage) * factor})
                 _put(client, rec)
                 written += 1
-                stats["cost_usd"] += rec.cost_usd
-                stats["input_tokens"] += outcome.usage.input_tokens
-                stats["output_tokens"] += outcome.usage.output_tokens
-                bp = stats["by_purpose"]
+                stats.cost_usd += rec.cost_usd
+                stats.input_tokens += outcome.usage.input_tokens
+                stats.output_tokens += outcome.usage.output_tokens
+                bp = stats.by_purpose
                 bp[p.req.purpose] = bp.get(p.req.purpose, 0) + 1
                 resolved.add(key)
                 continue
@@ -533,8 +524,8 @@ def _collect(api, client: LLMClient, prepared, path: Path, state, info, stats, s
             if p is not None:
                 errored += 1
                 logger.info("batch line %s errored (retried live): %s", key[:12], redact(error))
-    stats["written"] += written
-    stats["errored"] += errored
+    stats.written += written
+    stats.errored += errored
     status = getattr(info, "status", None) or getattr(info, "processing_status", "")
     say(
         f"provider batch {state['batch_id']} ended ({status}): "
@@ -555,27 +546,6 @@ def _collect(api, client: LLMClient, prepared, path: Path, state, info, stats, s
             pass
 
 
-def merge_batch_stats(llm_stats: dict[str, Any], batch_stats: dict[str, Any]) -> dict[str, Any]:
-    """``client.stats`` after a batch-filled ``complete_many``, re-counted so that answers
-    the batch produced in this run count as *made* (they were paid for now) rather than as
-    cache hits; tokens and cost include them. The batch counts are kept under ``"batch"``."""
-    out = json.loads(json.dumps(llm_stats))
-    n = int(batch_stats.get("written", 0))
-    out["made"] = out.get("made", 0) + n
-    out["cached"] = max(0, out.get("cached", 0) - n)
-    out["input_tokens"] = out.get("input_tokens", 0) + batch_stats.get("input_tokens", 0)
-    out["output_tokens"] = out.get("output_tokens", 0) + batch_stats.get("output_tokens", 0)
-    out["cost_usd"] = round(out.get("cost_usd", 0.0) + batch_stats.get("cost_usd", 0.0), 10)
-    for purpose, k in (batch_stats.get("by_purpose") or {}).items():
-        bp = out.setdefault("by_purpose", {}).setdefault(
-            purpose, {"made": 0, "cached": 0, "failed": 0}
-        )
-        bp["made"] += k
-        bp["cached"] = max(0, bp["cached"] - k)
-    out["batch"] = batch_stats
-    return out
-
-
 def _put(client: LLMClient, rec: CallRecord) -> None:
     try:
         client.cache.put(rec)
@@ -590,7 +560,6 @@ __all__ = [
     "BatchPending",
     "anthropic_params",
     "openai_body",
-    "merge_batch_stats",
     "pending_batches",
     "run_batch",
 ]

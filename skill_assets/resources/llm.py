@@ -67,6 +67,7 @@ from skill_assets.resources.call_cache import (
     prompt_hash,
     utc_now_iso,
 )
+from skill_assets.resources.call_stats import CallKind, CallStats
 
 log = logging.getLogger("skill_slices.llm")
 
@@ -1053,25 +1054,13 @@ def _frozen_heap(enabled: bool):
                 _FREEZE_STATE["ours"] = False
 
 
-def _empty_stats() -> dict[str, Any]:
-    return {
-        "made": 0,
-        "cached": 0,
-        "failed": 0,
-        "by_purpose": {},
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "cost_usd": 0.0,
-    }
-
-
 class LLMClient:
     """Cached, retried, concurrency-bounded access to one model. See the module docstring."""
 
     def __init__(self, settings: LLMSettings, cache: CallCache):
         self.settings = settings
         self.cache = cache
-        self.stats: dict[str, Any] = _empty_stats()
+        self.stats = CallStats()
         self._stats_lock = threading.Lock()
         _install_log_filters()
 
@@ -1122,8 +1111,9 @@ class LLMClient:
         return self._prepare(request).key
 
     def reset_stats(self) -> None:
+        """Count this client's calls from zero again."""
         with self._stats_lock:
-            self.stats = _empty_stats()
+            self.stats = CallStats()
 
     # -- internals ----------------------------------------------------------------------------
     def _prepare(self, req: LLMRequest) -> _Prepared:
@@ -1191,16 +1181,11 @@ class LLMClient:
             error=error,
         )
 
-    def _count(self, purpose: str, kind: str, usage: Usage | None = None, cost: float = 0.0):
+    def _count(
+        self, purpose: str, kind: CallKind, usage: Usage | None = None, cost: float = 0.0
+    ) -> None:
         with self._stats_lock:
-            st = self.stats
-            st[kind] += 1
-            bp = st["by_purpose"].setdefault(purpose, {"made": 0, "cached": 0, "failed": 0})
-            bp[kind] += 1
-            if usage is not None:
-                st["input_tokens"] += usage.input_tokens
-                st["output_tokens"] += usage.output_tokens
-                st["cost_usd"] = round(st["cost_usd"] + cost, 10)
+            self.stats.add(purpose, kind, usage, cost)
 
 
 class _Slots:

@@ -97,11 +97,11 @@ def test_judge_overturns_exact_match_failure(tmp_path):
         correct = dict(zip(res["uid"], res["correct"], strict=True))
         # exact match failed on "Shakespeare"; the judge accepted it
         assert correct == {"qa/1": 1.0, "qa/2": 0.0, "qa/3": 1.0, "qa/4": 0.0}
-        j = stats["judge"]
-        assert j["requested"] == 2 and j["judged"] == 2 and j["failed"] == 0
-        assert j["judged_uids"] == ["qa/1", "qa/4"] and j["overturned_uids"] == ["qa/1"]
-        assert j["made"] == 2 and j["cached"] == 0 and j["model"] == "openai-compatible:grader"
-        assert stats["made"] == 4  # the model's own calls stay at the top level
+        j = stats.judge
+        assert j.requested == 2 and j.judged == 2 and j.failed == 0
+        assert j.judged_uids == ["qa/1", "qa/4"] and j.overturned_uids == ["qa/1"]
+        assert j.made == 2 and j.cached == 0 and j.model == "openai-compatible:grader"
+        assert stats.made == 4  # the model's own calls stay at the top level
 
         # request shape: system rules, fenced question / reference / response, verdict tool
         bodies = _judge_bodies(srv)
@@ -131,7 +131,7 @@ def test_judge_overturns_exact_match_failure(tmp_path):
         )
         assert len(srv.requests) == n
         assert res2["correct"].to_list() == res["correct"].to_list()
-        assert stats2["judge"]["cached"] == 2 and stats2["judge"]["made"] == 0
+        assert stats2.judge.cached == 2 and stats2.judge.made == 0
 
 
 def test_judge_failure_keeps_extraction_grade(tmp_path):
@@ -152,9 +152,9 @@ def test_judge_failure_keeps_extraction_grade(tmp_path):
         assert fails.height == 0  # judge failures are not evaluation failures
         correct = dict(zip(res["uid"], res["correct"], strict=True))
         assert correct == {"qa/1": 0.0, "qa/2": 0.0, "qa/3": 1.0, "qa/4": 0.0}
-        j = stats["judge"]
-        assert j["requested"] == 2 and j["failed"] == 2 and j["judged"] == 0
-        assert j["judged_uids"] == [] and j["overturned"] == 0
+        j = stats.judge
+        assert j.requested == 2 and j.failed == 2 and j.judged == 0
+        assert j.judged_uids == [] and j.overturned == 0
         assert len(_judge_bodies(srv)) == 4  # two calls, each tried twice
     # nothing was cached for the judge: a later run asks again
     assert cache.stats()["by_purpose"] == {"evaluate": 4}
@@ -172,7 +172,7 @@ def test_text_mode_judge(tmp_path):
             judge_client=make_judge_client(_judge_entry(srv, structured_mode="text"), cache),
         )
         assert res.filter(pl.col("uid") == "qa/1")["correct"].item() == 1.0
-        assert stats["judge"]["overturned_uids"] == ["qa/1"]
+        assert stats.judge.overturned_uids == ["qa/1"]
         bodies = _judge_bodies(srv)
         assert bodies and all("tools" not in b for b in bodies)
         assert all("VERDICT: CORRECT" in last_user_text(b) for b in bodies)
@@ -185,7 +185,7 @@ def test_no_judge_means_exact_match_only(tmp_path):
         res, _, stats = run_live_evaluation(
             _instances(), entry, _model_client(entry, cache), log=lambda m: None
         )
-        assert "judge" not in stats
+        assert stats.judge is None
         assert res.filter(pl.col("uid") == "qa/1")["correct"].item() == 0.0
         assert not _judge_bodies(srv)
 

@@ -84,9 +84,9 @@ def test_batch_fills_cache_and_followup_makes_no_calls(provider, tmp_path):
         cache = CallCache(tmp_path / "calls.sqlite")
         client = LLMClient(settings(srv, provider), cache)
         stats = run_batch(client, reqs, tmp_path / "batches", poll_s=0.05, log=lambda m: None)
-        assert stats["requests"] == 6 and stats["submitted"] == 6 and stats["written"] == 6
-        assert stats["errored"] == 0 and stats["cached"] == 0 and len(stats["batches"]) == 1
-        assert stats["by_purpose"] == {"annotate": 3, "evaluate": 3}
+        assert stats.requests == 6 and stats.submitted == 6 and stats.written == 6
+        assert stats.errored == 0 and stats.cached == 0 and len(stats.batches) == 1
+        assert stats.by_purpose == {"annotate": 3, "evaluate": 3}
         assert srv.count_batches() == 1 and n_live(srv, provider) == 0
         assert not list((tmp_path / "batches").glob("*.json"))  # collected: state removed
         # every answer is in the cache under the key complete_many uses
@@ -94,7 +94,7 @@ def test_batch_fills_cache_and_followup_makes_no_calls(provider, tmp_path):
 
         out = client.complete_many(reqs)
         assert n_live(srv, provider) == 0  # zero chat requests
-        assert client.stats["made"] == 0 and client.stats["cached"] == 6
+        assert client.stats.made == 0 and client.stats.cached == 6
         assert all(r.ok and r.cached for r in out)
         assert out[0].text == "echo:question 0" and out[0].parsed is None
         assert out[1].parsed == Answer(answer="A:question 1", confidence=7)
@@ -182,17 +182,17 @@ def test_resume_after_restart_submits_once(provider, tmp_path):
         srv.batch_polls = 0
         client = LLMClient(settings(srv, provider), CallCache(tmp_path / "calls.sqlite"))
         stats = run_batch(client, reqs, state_dir, poll_s=0.05, log=lambda m: None)
-        assert stats["batches"] == [batch_id] and stats["resumed"] == 4
-        assert stats["submitted"] == 0 and stats["written"] == 4
+        assert stats.batches == [batch_id] and stats.resumed == 4
+        assert stats.submitted == 0 and stats.written == 4
         assert srv.count_batches() == 1  # exactly one batch was ever created
         assert pending_batches(state_dir) == []
         client.complete_many(reqs)
-        assert n_live(srv, provider) == 0 and client.stats["cached"] == 4
+        assert n_live(srv, provider) == 0 and client.stats.cached == 4
 
         # a third run finds everything cached and contacts nobody
         before = len(srv.requests)
         again = run_batch(client, reqs, state_dir, poll_s=0.05, log=lambda m: None)
-        assert again["cached"] == 4 and again["batches"] == [] and len(srv.requests) == before
+        assert again.cached == 4 and again.batches == [] and len(srv.requests) == before
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -205,7 +205,7 @@ def test_errored_lines_are_retried_live(provider, tmp_path):
     with FakeOpenAIServer(responder, batch_line_fault=line_fault) as srv:
         client = LLMClient(settings(srv, provider), CallCache(tmp_path / "calls.sqlite"))
         stats = run_batch(client, reqs, tmp_path / "b", poll_s=0.05, log=lambda m: None)
-        assert stats["written"] == 2 and stats["errored"] == 2
+        assert stats.written == 2 and stats.errored == 2
         assert not list((tmp_path / "b").glob("*.json"))
         out = client.complete_many(reqs)
         assert all(r.ok for r in out)
@@ -219,7 +219,7 @@ def test_failed_batch_falls_back_to_live(tmp_path):
     with FakeOpenAIServer(responder, batch_status="failed") as srv:
         client = LLMClient(settings(srv, "openai"), CallCache(tmp_path / "calls.sqlite"))
         stats = run_batch(client, reqs, tmp_path / "b", poll_s=0.05, log=lambda m: None)
-        assert stats["written"] == 0 and stats["submitted"] == 3
+        assert stats.written == 0 and stats.submitted == 3
         assert not list((tmp_path / "b").glob("*.json"))  # not resumed forever
         assert all(r.ok for r in client.complete_many(reqs))
         assert n_live(srv, "openai") == 3
@@ -231,7 +231,7 @@ def test_only_uncached_requests_are_submitted(tmp_path):
         client = LLMClient(settings(srv, "openai-compatible"), CallCache(tmp_path / "c.sqlite"))
         client.complete_many(reqs[:2] + [reqs[0]])  # two live, one duplicate
         stats = run_batch(client, reqs + [reqs[3]], tmp_path / "b", poll_s=0.05, log=lambda m: None)
-        assert stats["requests"] == 4 and stats["cached"] == 2 and stats["submitted"] == 2
+        assert stats.requests == 4 and stats.cached == 2 and stats.submitted == 2
         assert sorted(last_user_text(b) for b in srv.batch_lines) == ["question 2", "question 3"]
         srv.reset_log()
         run_batch(client, reqs, tmp_path / "b", poll_s=0.05, log=lambda m: None)
@@ -296,7 +296,7 @@ def test_live_evaluation_batch_mode(tmp_path):
         assert fails.height == 0 and res["correct"].to_list() == [1.0, 1.0, 0.0, 0.0, 0.0]
         assert srv.count("/chat/completions") == 0 and srv.count_batches() == 1
         # batch answers count as made in this run; the cache hits they became do not
-        assert stats["made"] == 5 and stats["cached"] == 0 and stats["batch"]["written"] == 5
+        assert stats.made == 5 and stats.cached == 0 and stats.batch.written == 5
         assert res["call_id"].null_count() == 0
 
 
@@ -331,9 +331,9 @@ def test_annotator_batch_mode(tmp_path):
         assert len(srv.batch_lines) == distinct
         assert all(b.get("tools") for b in srv.batch_lines)  # structured, as live
         assert rationales["error"].null_count() == inst.height and mentions.height > 0
-        assert stats["made"] == distinct and stats["made"] + stats["cached"] == inst.height
-        assert stats["by_purpose"]["annotate"]["made"] == distinct
-        assert stats["batch"]["written"] == distinct
+        assert stats.made == distinct and stats.made + stats.cached == inst.height
+        assert stats.by_purpose["annotate"].made == distinct
+        assert stats.batch.written == distinct
         assert not list((project.state_dir / "batches").glob("*.json"))
 
         # interactive callers opt out: a new question goes live, no batch
@@ -365,7 +365,7 @@ def test_unknown_batch_in_state_is_dropped(tmp_path):
             json.dumps({"batch_id": "batch_gone", "custom_ids": {k: k for k in keys}})
         )
         stats = run_batch(client, reqs, state_dir, poll_s=0.05, log=lambda m: None)
-        assert stats["resumed"] == 2 and stats["written"] == 0
+        assert stats.resumed == 2 and stats.written == 0
         assert not list(state_dir.glob("*.json"))
         assert all(r.ok for r in client.complete_many(reqs))  # live
         assert n_live(srv, "openai") == 2

@@ -34,6 +34,7 @@ from fake_openai_server import (  # noqa: E402
 )
 
 from skill_assets.resources.call_cache import CallCache, CallRecord, Usage, key_for  # noqa: E402
+from skill_assets.resources.call_stats import PurposeCounts  # noqa: E402
 from skill_assets.resources.llm import (  # noqa: E402
     CallResult,
     LLMClient,
@@ -222,7 +223,7 @@ def test_identical_requests_in_one_batch_call_once(cache):
         assert [r.tag for r in results] == ["0", "1", "2", "3", "4"]
         assert all(r.ok and r.text == "echo:dup" for r in results)
         assert srv.count() == 1
-        assert client.stats["made"] == 1 and client.stats["cached"] == 4
+        assert client.stats.made == 1 and client.stats.cached == 4
 
 
 def test_cache_persists_across_instances(tmp_path):
@@ -351,7 +352,7 @@ def test_fault_is_retried_then_succeeds(cache, provider, fault):
         assert cache.get(res.call_id).attempts == 2
         if fault == "429-retry-after":
             assert elapsed >= 0.3  # the server asked for 0.3 s
-        assert client.stats["made"] == 1 and client.stats["failed"] == 0
+        assert client.stats.made == 1 and client.stats.failed == 0
 
 
 def test_permanent_failure_does_not_lose_the_others(cache):
@@ -521,6 +522,7 @@ def test_secret_never_leaks(tmp_path, caplog):
             results += client.complete_many(
                 [req("ok", response_model=Answer), req("auth"), req("flaky")]
             )
+            assert SENTINEL not in client.stats.model_dump_json()
         # the server did receive the key, and echoed it in its 401 message
         assert any(SENTINEL in json.dumps(r.headers) for r in srv.requests)
     errors = [r.error for r in results if r.error]
@@ -555,21 +557,21 @@ def test_stats_count_exactly_by_purpose(cache):
             ]
         )
         st = client.stats
-        assert st["made"] == 4 and st["cached"] == 2 and st["failed"] == 1
-        assert st["by_purpose"] == {
-            "annotate": {"made": 2, "cached": 1, "failed": 0},
-            "evaluate": {"made": 1, "cached": 0, "failed": 0},
-            "judge": {"made": 0, "cached": 1, "failed": 0},
-            "verify": {"made": 1, "cached": 0, "failed": 0},
-            "probe": {"made": 0, "cached": 0, "failed": 1},
+        assert st.made == 4 and st.cached == 2 and st.failed == 1
+        assert st.by_purpose == {
+            "annotate": PurposeCounts(made=2, cached=1, failed=0),
+            "evaluate": PurposeCounts(made=1, cached=0, failed=0),
+            "judge": PurposeCounts(made=0, cached=1, failed=0),
+            "verify": PurposeCounts(made=1, cached=0, failed=0),
+            "probe": PurposeCounts(made=0, cached=0, failed=1),
         }
         made_usage = [cache.get(r.call_id).usage for r in first] + [
             cache.get(client.key_for_request(req("v1", "verify"))).usage
         ]
-        assert st["input_tokens"] == sum(u.input_tokens for u in made_usage)
-        assert st["output_tokens"] == sum(u.output_tokens for u in made_usage)
+        assert st.input_tokens == sum(u.input_tokens for u in made_usage)
+        assert st.output_tokens == sum(u.output_tokens for u in made_usage)
         expected = sum(s.cost(u) for u in made_usage)
-        assert st["cost_usd"] == pytest.approx(expected) and expected > 0
+        assert st.cost_usd == pytest.approx(expected) and expected > 0
         assert first[0].cost_usd == pytest.approx(s.cost(first[0].usage))
         assert s.cost(Usage(input_tokens=1_000_000, output_tokens=0)) == 2.0
         cst = cache.stats()

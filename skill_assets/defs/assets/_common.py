@@ -10,6 +10,7 @@ from dagster import DataVersion, MetadataValue, Output, asset
 from skill_assets.core.registry import RegistryError
 from skill_assets.defs.conditions import sync_condition
 from skill_assets.present.safe_markdown import md_text, safe_md
+from skill_assets.resources.call_stats import CallStats
 
 # One condition for every asset: materialize what Dagster reports as not fresh (see
 # conditions.py). `skill-slices run` evaluates the same conditions.
@@ -93,13 +94,8 @@ def all_failed(what: str, n: int, first_error) -> RegistryError:
     )
 
 
-def llm_meta(stats: dict) -> dict:
-    return {
-        "llm_calls_made": stats.get("made", 0),
-        "llm_calls_cached": stats.get("cached", 0),
-        "llm_calls_failed": stats.get("failed", 0),
-        "llm_calls_by_purpose": MetadataValue.json(stats.get("by_purpose", {})),
-        "llm_cost_usd": float(stats.get("cost_usd", 0.0)),
-        "llm_input_tokens": stats.get("input_tokens", 0),
-        "llm_output_tokens": stats.get("output_tokens", 0),
-    }
+def llm_meta(stats: CallStats) -> dict[str, Any]:
+    """The ``llm_*`` metadata entries of an asset that called an LLM."""
+    meta = stats.as_metadata()
+    meta["llm_calls_by_purpose"] = MetadataValue.json(meta["llm_calls_by_purpose"])
+    return meta

@@ -16,6 +16,7 @@ from skill_assets.defs.partitions import benchmark_model_partitions, benchmark_p
 from skill_assets.defs.sources import benchmark_file, results_file
 from skill_assets.ingest.importers import format_key, load_results
 from skill_assets.ingest.instances import load_benchmark
+from skill_assets.resources.call_stats import CallStats, JudgeStats
 from skill_assets.resources.project import ProjectResource
 
 
@@ -69,12 +70,11 @@ def model_results(
     keys = context.partition_key.keys_by_dimension
     model = keys["model"]
     entry = proj.model(model)
-    stats: dict = {}
+    stats = CallStats()
     extra: dict = {}
     failures = 0
     path = proj.results_path(model)
     if path is None:
-        from skill_assets.analysis.validation import merge_stats
         from skill_assets.ingest.live import run_live_evaluation
 
         # A scheduled re-evaluation asks the provider again instead of reading the cache.
@@ -96,13 +96,13 @@ def model_results(
             raise all_failed(
                 f"model_results [{context.partition_key}]", failures, fail_df["error"][0]
             )
-        judged = stats.get("judge") or {}
+        judged = stats.judge or JudgeStats()
         if judge is not None:  # the judge's calls and cost count toward this asset's totals
-            stats = merge_stats(stats, judge.stats)
+            stats = stats.merge(judge.stats)
         extra = {
-            "judged": judged.get("judged", 0),
-            "judge_overturned": judged.get("overturned", 0),
-            "judge_failed": judged.get("failed", 0),
+            "judged": judged.judged,
+            "judge_overturned": judged.overturned,
+            "judge_failed": judged.failed,
         }
     else:
         df = load_results(

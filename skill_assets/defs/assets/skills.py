@@ -17,6 +17,7 @@ from skill_assets.defs.assets._common import (
 )
 from skill_assets.defs.partitions import benchmark_partitions
 from skill_assets.defs.sources import skills_source
+from skill_assets.resources.call_stats import CallStats
 from skill_assets.resources.project import ProjectResource
 
 
@@ -42,7 +43,7 @@ def annotate(
     imported = import_benchmark_skills(proj, name, benchmark_instances)
     if imported is not None:
         rationales, mentions = imported
-        stats: dict = {}
+        stats = CallStats()
         context.log.info(f"{name}: skills imported ({mentions['uid'].n_unique()} instances)")
     else:
         rationales, mentions, stats = annotate_instances(

@@ -92,7 +92,6 @@ def probe_consistency(
     from skill_assets.analysis.validation import (
         PROBES,
         inconsistency_table,
-        merge_stats,
         run_probing,
     )
 
@@ -117,7 +116,7 @@ def probe_consistency(
         log=context.log.info,
     )
     table = inconsistency_table(df)
-    stats = merge_stats(verifier.stats, *(c.stats for c in clients.values()))
+    stats = verifier.stats.merge(*(c.stats for c in clients.values()))
     return output(
         df,
         status="probed",
