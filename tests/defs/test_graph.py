@@ -74,6 +74,8 @@ def test_insight_lineage_reachable_in_dagster_metadata(ran_project):
         AssetRecordsFilter(asset_key=AssetKey("skill_insights")), limit=1
     ).records[0]
     md = rec.asset_materialization.metadata["lineage"].value
+    # the strata each finding was tested against: the benchmark and routing.metadata_column
+    assert rec.asset_materialization.metadata["strata"].value == ["benchmark", "subject"]
     instance.dispose()
     from skill_assets.analysis.insights import ranked_findings
 

@@ -77,15 +77,12 @@ def skill_insights(
     significant = df.filter(pl.col("significant")).height if df.height else 0
     skill_level = df.filter(pl.col("level_of_finding") == "skill").height if df.height else 0
     top_findings = _top_findings(df)
-    # Kept as it was before the split, for identical metadata: the names after "benchmark"
-    # are the findings table's columns (the old code reused `columns`), not the strata's.
-    strata_shown = [c.name for c in top_findings.schema.columns]
     return output(
         df,
         findings=df.height,
         significant=significant,
         skill_level_findings=skill_level,
-        strata=MetadataValue.json(["benchmark", *strata_shown]),
+        strata=MetadataValue.json(["benchmark", *columns]),
         lineage=safe_md(
             lineage_markdown(df, skill_slices, concat(skill_mentions), concat(rationales))
         ),
